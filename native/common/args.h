@@ -1,0 +1,128 @@
+// args.h — argument parsing for N-API wrappers. Every error names the function,
+// the argument index and the expectation:
+//   "layernormForward: argument 3 (x) must be a non-negative integer address, got -1"
+#pragma once
+
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/dtype.h"
+#include "common/error.h"
+
+namespace mbert {
+
+struct View {
+  void* data;
+  std::size_t bytes;
+};
+
+class Args {
+ public:
+  // Checks that exactly `expected` arguments were passed (-1: any number).
+  Args(const Napi::CallbackInfo& info, const char* fn, int expected = -1) : info_(info), fn_(fn) {
+    if (expected >= 0 && static_cast<int>(info.Length()) != expected) {
+      throw Error(str(fn_, ": expected ", expected, " arguments, got ", info.Length()));
+    }
+  }
+
+  const char* fn() const { return fn_; }
+  std::size_t count() const { return info_.Length(); }
+  Napi::Env env() const { return info_.Env(); }
+
+  // A buffer address: finite, non-negative integer; 0 -> nullptr.
+  void* ptr(int i) const {
+    double d = number(i, "an address (non-negative integer)");
+    if (!(d >= 0) || d != std::floor(d) || d > 9007199254740992.0) {
+      throw Error(str(fn_, ": argument ", i, " must be a non-negative integer address, got ", d));
+    }
+    return reinterpret_cast<void*>(static_cast<uintptr_t>(d));
+  }
+
+  // An integer (size, stride, offset, index); must be exact.
+  int64_t i64(int i) const {
+    double d = number(i, "an integer");
+    if (d != std::floor(d) || std::fabs(d) > 9007199254740992.0) {
+      throw Error(str(fn_, ": argument ", i, " must be an integer, got ", d));
+    }
+    return static_cast<int64_t>(d);
+  }
+
+  // A non-negative integer (sizes, counts).
+  int64_t size(int i, const char* what) const {
+    int64_t v = i64(i);
+    if (v < 0) throw Error(str(fn_, ": argument ", i, " (", what, ") must be >= 0, got ", v));
+    return v;
+  }
+
+  double f64(int i) const { return number(i, "a number"); }
+
+  bool flag(int i) const {
+    Napi::Value v = at(i);
+    if (!v.IsBoolean()) throw Error(str(fn_, ": argument ", i, " must be a boolean"));
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  DType dtype(int i) const {
+    double d = number(i, "a dtype code");
+    if (d != 0 && d != 1 && d != 2 && d != 3) {
+      throw Error(str(fn_, ": argument ", i, " must be a dtype code 0..3 (float32, float64, bfloat16, int32), got ", d));
+    }
+    return static_cast<DType>(static_cast<int>(d));
+  }
+
+  std::vector<int64_t> ints(int i) const {
+    Napi::Value v = at(i);
+    if (!v.IsArray()) throw Error(str(fn_, ": argument ", i, " must be an array of integers"));
+    Napi::Array arr = v.As<Napi::Array>();
+    std::vector<int64_t> out(arr.Length());
+    for (uint32_t k = 0; k < arr.Length(); ++k) {
+      Napi::Value e = arr.Get(k);
+      double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : NAN;
+      if (!(d == std::floor(d)) || std::fabs(d) > 9007199254740992.0) {
+        throw Error(str(fn_, ": argument ", i, " element ", k, " must be an integer"));
+      }
+      out[k] = static_cast<int64_t>(d);
+    }
+    return out;
+  }
+
+  // A TypedArray or DataView: pointer to its first byte and its byte length.
+  View view(int i) const {
+    Napi::Value v = at(i);
+    if (v.IsTypedArray()) {
+      Napi::TypedArray t = v.As<Napi::TypedArray>();
+      auto* base = static_cast<uint8_t*>(t.ArrayBuffer().Data());
+      return View{base + t.ByteOffset(), t.ByteLength()};
+    }
+    if (v.IsDataView()) {
+      Napi::DataView t = v.As<Napi::DataView>();
+      return View{static_cast<uint8_t*>(t.Data()), t.ByteLength()};
+    }
+    throw Error(str(fn_, ": argument ", i, " must be a TypedArray or DataView"));
+  }
+
+ private:
+  Napi::Value at(int i) const {
+    if (i < 0 || static_cast<std::size_t>(i) >= info_.Length()) {
+      throw Error(str(fn_, ": missing argument ", i));
+    }
+    return info_[i];
+  }
+
+  double number(int i, const char* expect) const {
+    Napi::Value v = at(i);
+    if (!v.IsNumber()) throw Error(str(fn_, ": argument ", i, " must be ", expect));
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d)) throw Error(str(fn_, ": argument ", i, " must be finite ", expect, ", got ", d));
+    return d;
+  }
+
+  const Napi::CallbackInfo& info_;
+  const char* fn_;
+};
+
+}  // namespace mbert
