@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -36,7 +37,11 @@ struct Runtime {
   DeviceError* error = nullptr;
   // allocator
   std::unordered_map<std::size_t, std::vector<void*>> free_lists;  // class size -> cached blocks
-  std::unordered_map<void*, std::size_t> live;                     // block -> class size
+  struct Block {
+    std::size_t cls;    // size class (what the block really holds)
+    std::size_t bytes;  // what was asked for (range checks)
+  };
+  std::map<uintptr_t, Block> live;  // ordered: range checks find the block below an address
   std::size_t allocated = 0, cached = 0, peak = 0;
   // pinned staging ring
   char* staging = nullptr;
@@ -216,7 +221,7 @@ void* alloc(std::size_t bytes) {
                             "microbatch (more gradient-accumulation steps) or free tensors you no longer need."));
     }
   }
-  r.live.emplace(p, cls);
+  r.live.emplace(reinterpret_cast<uintptr_t>(p), Runtime::Block{cls, bytes});
   r.allocated += cls;
   if (r.allocated > r.peak) r.peak = r.allocated;
   return p;
@@ -226,13 +231,28 @@ void free(void* ptr) {
   if (ptr == nullptr) return;
   Runtime& r = ready();
   std::lock_guard<std::mutex> lock(r.mu);
-  auto it = r.live.find(ptr);
+  auto it = r.live.find(reinterpret_cast<uintptr_t>(ptr));
   MBERT_CHECK(it != r.live.end(), "cuda.free: ", ptr, " is not a live allocation of this backend (double free?)");
-  const std::size_t cls = it->second;
+  const std::size_t cls = it->second.cls;
   r.live.erase(it);
   r.allocated -= cls;
   r.cached += cls;
   r.free_lists[cls].push_back(ptr);
+}
+
+void check_range(const void* p, std::size_t bytes, const char* fn, int arg, const char* what) {
+  if (bytes == 0) return;
+  MBERT_CHECK(p != nullptr, fn, ": argument ", arg, " (", what, ") must not be null");
+  Runtime& r = rt();
+  std::lock_guard<std::mutex> lock(r.mu);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = r.live.upper_bound(a);
+  if (it != r.live.begin()) {
+    --it;
+    if (a + bytes <= it->first + it->second.bytes) return;
+  }
+  throw Error(str(fn, ": argument ", arg, " (", what, "): ", bytes, " bytes at ", p,
+                  " is outside any live cuda allocation"));
 }
 
 MemoryStats memory_stats() {

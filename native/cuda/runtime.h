@@ -66,6 +66,9 @@ void* alloc(std::size_t bytes);
 // nullptr is a no-op; an address not returned by alloc throws.
 void free(void* ptr);
 MemoryStats memory_stats();
+// Throws "<fn>: argument <arg> (<what>): <bytes> bytes at 0x.. is outside any
+// live cuda allocation" unless [p, p + bytes) lies inside one live block.
+void check_range(const void* p, std::size_t bytes, const char* fn, int arg, const char* what);
 void reset_peak();
 // Returns cached free blocks to the driver (synchronizes the stream first).
 void empty_cache();
