@@ -52,13 +52,28 @@ function bench([label, M, N, K, ta, tb, dtype]) {
   cpu.free(a);
   cpu.free(b);
   cpu.free(c);
-  return { label, M, N, K, transA: ta, transB: tb, dtype: dtype === F64 ? "float64" : "float32", ms: best * 1000, gflops: flops / best / 1e9, iters };
+  return {
+    label,
+    M,
+    N,
+    K,
+    transA: ta,
+    transB: tb,
+    dtype: dtype === F64 ? "float64" : "float32",
+    ms: best * 1000,
+    gflops: flops / best / 1e9,
+    iters,
+  };
 }
 
 const results = (quick ? shapes.slice(0, 1) : shapes).map(bench);
 console.log(`cpu matmul, ${threads} thread(s), ${os.cpus()[0]?.model ?? "unknown cpu"}`);
-console.log(`${"shape".padEnd(34)} ${"M".padStart(5)} ${"N".padStart(5)} ${"K".padStart(5)}  ${"ms".padStart(8)}  ${"GFLOP/s".padStart(8)}`);
+console.log(
+  `${"shape".padEnd(34)} ${"M".padStart(5)} ${"N".padStart(5)} ${"K".padStart(5)}  ${"ms".padStart(8)}  ${"GFLOP/s".padStart(8)}`,
+);
 for (const r of results) {
-  console.log(`${r.label.padEnd(34)} ${String(r.M).padStart(5)} ${String(r.N).padStart(5)} ${String(r.K).padStart(5)}  ${r.ms.toFixed(2).padStart(8)}  ${r.gflops.toFixed(1).padStart(8)}`);
+  console.log(
+    `${r.label.padEnd(34)} ${String(r.M).padStart(5)} ${String(r.N).padStart(5)} ${String(r.K).padStart(5)}  ${r.ms.toFixed(2).padStart(8)}  ${r.gflops.toFixed(1).padStart(8)}`,
+  );
 }
 console.log(JSON.stringify({ bench: "cpu-matmul", threads, square1024Gflops: results[0].gflops, results }));

@@ -130,7 +130,8 @@ if (cudaMode === "0") {
 } else {
   const found = findNvcc();
   if (!found) {
-    if (cudaMode === "1") fail("MBERT_CUDA=1 but nvcc was not found (looked in CUDA_HOME, CUDA_PATH, /usr/local/cuda, PATH).");
+    if (cudaMode === "1")
+      fail("MBERT_CUDA=1 but nvcc was not found (looked in CUDA_HOME, CUDA_PATH, /usr/local/cuda, PATH).");
     cudaReason = "built without CUDA (nvcc not found at build time)";
   } else if (cudaSources.length === 0) {
     if (cudaMode === "1") fail("MBERT_CUDA=1 but native/cuda has no .cu sources.");
@@ -200,7 +201,9 @@ function makeJob(src, kind) {
   const flags = kind === "cu" ? nvccFlags : isBinding ? [...cxxFlags, ...bindingDefines] : cxxFlags;
   const tool = kind === "cu" ? cuda.nvcc : cxx;
   const hash = createHash("sha256");
-  hash.update(`${tool}\n${kind === "cu" ? cuda.version : cxxVersion}\n${flags.join("\0")}\n${includes.join("\0")}\n`);
+  hash.update(
+    `${tool}\n${kind === "cu" ? cuda.version : cxxVersion}\n${flags.join("\0")}\n${includes.join("\0")}\n`,
+  );
   hash.update(fileHash(src));
   for (const h of headers) hash.update(`${path.relative(nativeDir, h)}:${fileHash(h)}`);
   const rel = path.relative(nativeDir, src).replace(/[\\/]/g, "_");
@@ -209,9 +212,15 @@ function makeJob(src, kind) {
   return { src, obj, tool, args, rel: path.relative(rootDir, src) };
 }
 
-const cxxSources = [...listFiles(path.join(nativeDir, "common"), ".cc"), ...listFiles(path.join(nativeDir, "cpu"), ".cc")];
+const cxxSources = [
+  ...listFiles(path.join(nativeDir, "common"), ".cc"),
+  ...listFiles(path.join(nativeDir, "cpu"), ".cc"),
+];
 if (cxxSources.length === 0) fail(`no C++ sources found under ${nativeDir}`);
-const jobs = [...cxxSources.map((s) => makeJob(s, "cc")), ...(cuda ? cudaSources.map((s) => makeJob(s, "cu")) : [])];
+const jobs = [
+  ...cxxSources.map((s) => makeJob(s, "cc")),
+  ...(cuda ? cudaSources.map((s) => makeJob(s, "cu")) : []),
+];
 
 fs.mkdirSync(objDir, { recursive: true });
 
@@ -255,7 +264,8 @@ async function worker() {
   }
 }
 await Promise.all(Array.from({ length: Math.min(nJobs, Math.max(1, todo.length)) }, worker));
-if (failures.length > 0) fail(`${failures.length} file(s) failed to compile: ${failures.map((j) => j.rel).join(", ")}`);
+if (failures.length > 0)
+  fail(`${failures.length} file(s) failed to compile: ${failures.map((j) => j.rel).join(", ")}`);
 
 // ---- link -------------------------------------------------------------------------
 

@@ -257,7 +257,15 @@ export interface BackendKernels {
    * out(n, rowSize) = table[idx[i]] for i < n; idx int32. An index outside
    * [0, numRows) throws (CPU) or is reported by the next sync (CUDA).
    */
-  indexSelect(dtype: DTypeCode, out: Ptr, table: Ptr, idx: Ptr, n: number, rowSize: number, numRows: number): void;
+  indexSelect(
+    dtype: DTypeCode,
+    out: Ptr,
+    table: Ptr,
+    idx: Ptr,
+    n: number,
+    rowSize: number,
+    numRows: number,
+  ): void;
   /** out[idx[i]] (gradDtype) += src[i] (dtype), deterministic (fixed order) on every backend. */
   indexAdd(
     dtype: DTypeCode,
@@ -270,20 +278,60 @@ export interface BackendKernels {
     numRows: number,
   ): void;
   /** out[idx[i]] = src[i] (rows of rowSize); indices must be distinct. */
-  indexCopy(dtype: DTypeCode, out: Ptr, src: Ptr, idx: Ptr, n: number, rowSize: number, numRows: number): void;
+  indexCopy(
+    dtype: DTypeCode,
+    out: Ptr,
+    src: Ptr,
+    idx: Ptr,
+    n: number,
+    rowSize: number,
+    numRows: number,
+  ): void;
 
   // ---- randomness (Philox4x32-10; identical streams on every backend) -------------
   /**
    * Element i draws from philox(key = seed, counter = offset + i): u = (word0 >> 8) * 2^-24.
    * out(N) = low + (high - low) * u.
    */
-  randUniform(dtype: DTypeCode, out: Ptr, n: number, seed: number, offset: number, low: number, high: number): void;
+  randUniform(
+    dtype: DTypeCode,
+    out: Ptr,
+    n: number,
+    seed: number,
+    offset: number,
+    low: number,
+    high: number,
+  ): void;
   /** Element i: Box-Muller on words 0 and 1 of philox(seed, offset + i). */
-  randNormal(dtype: DTypeCode, out: Ptr, n: number, seed: number, offset: number, mean: number, std: number): void;
+  randNormal(
+    dtype: DTypeCode,
+    out: Ptr,
+    n: number,
+    seed: number,
+    offset: number,
+    mean: number,
+    std: number,
+  ): void;
   /** Element i is dropped when u_i < p (u as in randUniform); kept ones scaled by 1/(1-p). */
-  dropoutForward(dtype: DTypeCode, out: Ptr, x: Ptr, n: number, p: number, seed: number, offset: number): void;
+  dropoutForward(
+    dtype: DTypeCode,
+    out: Ptr,
+    x: Ptr,
+    n: number,
+    p: number,
+    seed: number,
+    offset: number,
+  ): void;
   /** Same mask as the forward with the same (seed, offset). */
-  dropoutBackward(dtype: DTypeCode, dx: Ptr, dy: Ptr, n: number, p: number, seed: number, offset: number): void;
+  dropoutBackward(
+    dtype: DTypeCode,
+    dx: Ptr,
+    dy: Ptr,
+    n: number,
+    p: number,
+    seed: number,
+    offset: number,
+  ): void;
 
   // ---- cross-entropy ----------------------------------------------------------------
   /**
