@@ -1,1 +1,63 @@
-export {};
+// @mbert/train: a Composer-style trainer: time, events, callbacks and
+// algorithms, optimizers, schedulers, metrics, loggers and checkpoints.
+
+export { type Algorithm, Callback, type CallbackHooks, type Hook, fireEvent } from "./callback.js";
+export { EarlyStopper, type EarlyStopperOptions } from "./callbacks/early-stopper.js";
+export { LRMonitor } from "./callbacks/lr-monitor.js";
+export { SpeedMonitor, type SpeedMonitorOptions } from "./callbacks/speed-monitor.js";
+export {
+  CheckpointError,
+  MetricError,
+  NonFiniteLossError,
+  TimeStringError,
+  TrainError,
+  TrainerConfigError,
+} from "./errors.js";
+export { ALL_EVENTS, type CallbackMethod, Event, eventMethodName } from "./events.js";
+export { InMemoryLogger, Logger, LoggerDestination } from "./logger.js";
+export { ConsoleLogger, type Writable } from "./loggers/console.js";
+export { JsonlLogger, readJsonlMetrics } from "./loggers/jsonl.js";
+export { ProgressBarLogger, formatDuration } from "./loggers/progress.js";
+export {
+  type DecodedEvent,
+  TensorBoardLogger,
+  crc32c,
+  maskedCrc32c,
+  readEventFile,
+} from "./loggers/tensorboard.js";
+export {
+  Accuracy,
+  BinaryF1,
+  LanguageCrossEntropy,
+  MaskedAccuracy,
+  MatthewsCorrelation,
+  type Metric,
+  PearsonCorrelation,
+  SpearmanCorrelation,
+  type Values,
+  averageRanks,
+} from "./metrics.js";
+export {
+  ConstantWithWarmupScheduler,
+  CosineAnnealingWithWarmupScheduler,
+  LinearWithWarmupScheduler,
+  type ScheduleContext,
+  type Scheduler,
+  buildScheduler,
+  combinedFactor,
+} from "./schedulers.js";
+export { State } from "./state.js";
+export { Time, TimeUnit, Timestamp, type TimestampState, fractionOf, reached, resolveTime } from "./time.js";
+export type {
+  DataLoaderLike,
+  DataSpec,
+  Evaluator,
+  LossLike,
+  ModuleLike,
+  Optimizer,
+  OptimizerState,
+  ParamGroup,
+  ParamLike,
+  Precision,
+  TrainableModel,
+} from "./types.js";

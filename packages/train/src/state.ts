@@ -1,0 +1,95 @@
+/**
+ * Everything the training loop knows, handed to every callback and
+ * algorithm. Rank and world size live here; nothing assumes one process.
+ */
+import type { Metric } from "./metrics.js";
+import type { Scheduler } from "./schedulers.js";
+import { type Time, Timestamp, fractionOf } from "./time.js";
+import type { DataSpec, Evaluator, Optimizer, Precision, TrainableModel } from "./types.js";
+
+export class State {
+  model: TrainableModel;
+  rank = 0;
+  worldSize = 1;
+  runName: string;
+  seed: number;
+  device: "cpu" | "cuda";
+  precision: Precision;
+  timestamp = new Timestamp();
+  maxDuration?: Time;
+  optimizers: Optimizer[] = [];
+  schedulers: Scheduler[] = [];
+  trainData?: DataSpec;
+  evaluators: Evaluator[] = [];
+  /** Microbatch size in samples (after 'auto' has settled). */
+  deviceTrainMicrobatchSize?: number;
+  /** True while 'auto' microbatching may still halve on an out-of-memory error. */
+  autoMicrobatching = false;
+
+  // ---- the batch in flight ----
+  batch: unknown = undefined;
+  /** The microbatch being run (equal to `batch` without accumulation). */
+  microbatch: unknown = undefined;
+  outputs: unknown = undefined;
+  /** The last microbatch's loss tensor (valid until the next microbatch). */
+  loss: unknown = undefined;
+  /** The mean loss of the last optimizer step (over all its microbatches). */
+  lossValue = Number.NaN;
+  /** Samples and tokens in the last global batch. */
+  batchSamples = 0;
+  batchTokens = 0;
+  /** Global gradient norm before clipping, when clipping ran. */
+  gradNorm?: number;
+  /** The LR each optimizer group ran at during the last step. */
+  currentLrs: number[] = [];
+
+  trainMetrics: Record<string, Metric> = {};
+  /** Evaluator being run (during EVAL_* events). */
+  currentEvaluator?: Evaluator;
+  /** Last computed values per evaluator label: `evalMetricValues.eval.MaskedAccuracy`. */
+  evalMetricValues: Record<string, Record<string, number>> = {};
+  /** Folder of this run (logs, checkpoints), when there is one. */
+  runDir?: string;
+  private stopRequested = false;
+
+  constructor(opts: {
+    model: TrainableModel;
+    runName: string;
+    seed: number;
+    device: "cpu" | "cuda";
+    precision: Precision;
+    rank?: number;
+    worldSize?: number;
+  }) {
+    this.model = opts.model;
+    this.runName = opts.runName;
+    this.seed = opts.seed;
+    this.device = opts.device;
+    this.precision = opts.precision;
+    this.rank = opts.rank ?? 0;
+    this.worldSize = opts.worldSize ?? 1;
+  }
+
+  /** Batches per epoch of the train dataloader on this rank, when known. */
+  get dataloaderLen(): number | undefined {
+    return this.trainData?.length;
+  }
+
+  /** Asks the loop to stop after the current batch (early stopping, signals). */
+  stopTraining(): void {
+    this.stopRequested = true;
+  }
+
+  get stopRequestedFlag(): boolean {
+    return this.stopRequested;
+  }
+
+  clearStop(): void {
+    this.stopRequested = false;
+  }
+
+  /** Fraction of maxDuration done, in [0, 1]. */
+  get progress(): number {
+    return this.maxDuration ? fractionOf(this.timestamp, this.maxDuration) : 0;
+  }
+}
