@@ -1,0 +1,115 @@
+// random.cc — randUniform, randNormal, dropoutForward/Backward on Philox4x32-10
+// (common/philox.h): element i draws from philox(key = seed, counter = offset + i),
+// so every backend produces the same stream and the same dropout mask.
+// Accumulation: `=`. Dropout drops element i when u_i < p, u_i = (word0 >> 8) * 2^-24.
+#include <cmath>
+
+#include "common/philox.h"
+#include "cpu/cpu.h"
+
+namespace mbert {
+namespace cpu {
+namespace {
+
+uint64_t u64_arg(const Args& a, int i, const char* what) {
+  int64_t v = a.i64(i);
+  MBERT_CHECK(v >= 0, a.fn(), ": argument ", i, " (", what, ") must be a non-negative integer, got ", v);
+  return static_cast<uint64_t>(v);
+}
+
+double prob_arg(const Args& a, int i) {
+  double p = a.f64(i);
+  MBERT_CHECK(p >= 0 && p <= 1, a.fn(), ": p must be in [0, 1], got ", p);
+  return p;
+}
+
+// randUniform(dtype, out, n, seed, offset, low, high)
+Napi::Value rand_uniform_js(const Napi::CallbackInfo& info) {
+  Args a(info, "randUniform", 7);
+  DType dt = a.dtype(0);
+  int64_t n = a.size(2, "n");
+  uint64_t seed = u64_arg(a, 3, "seed"), offset = u64_arg(a, 4, "offset");
+  double low = a.f64(5), high = a.f64(6);
+  MBERT_CPU_DISPATCH_FLOAT("randUniform", dt, {
+    using C = acc_t<T>;
+    T* out = buf<T>(a, 1, dt, n, "out");
+    C lo_v = C(low), span = C(high) - C(low);
+    parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        Philox4 r = philox4x32_10(seed, offset + static_cast<uint64_t>(i));
+        out[i] = T(lo_v + span * C(uniform01(r.w[0])));
+      }
+    });
+  });
+  return info.Env().Undefined();
+}
+
+// randNormal(dtype, out, n, seed, offset, mean, std)
+Napi::Value rand_normal_js(const Napi::CallbackInfo& info) {
+  Args a(info, "randNormal", 7);
+  DType dt = a.dtype(0);
+  int64_t n = a.size(2, "n");
+  uint64_t seed = u64_arg(a, 3, "seed"), offset = u64_arg(a, 4, "offset");
+  double mean = a.f64(5), sd = a.f64(6);
+  MBERT_CPU_DISPATCH_FLOAT("randNormal", dt, {
+    T* out = buf<T>(a, 1, dt, n, "out");
+    parallel_for(n, 1 << 12, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        Philox4 r = philox4x32_10(seed, offset + static_cast<uint64_t>(i));
+        out[i] = T(acc_t<T>(mean + sd * box_muller(r.w[0], r.w[1])));
+      }
+    });
+  });
+  return info.Env().Undefined();
+}
+
+// out = x * mask / (1 - p); shared by forward (x) and backward (dy).
+template <typename T>
+void dropout(T* out, const T* x, int64_t n, double p, uint64_t seed, uint64_t offset) {
+  using C = acc_t<T>;
+  float pf = static_cast<float>(p);
+  C scale = p < 1 ? C(1) / (C(1) - C(p)) : C(0);
+  parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      Philox4 r = philox4x32_10(seed, offset + static_cast<uint64_t>(i));
+      bool drop = uniform01(r.w[0]) < pf;
+      out[i] = drop ? T(C(0)) : T(C(x[i]) * scale);
+    }
+  });
+}
+
+// dropoutForward(dtype, out, x, n, p, seed, offset)
+Napi::Value dropout_forward_js(const Napi::CallbackInfo& info) {
+  Args a(info, "dropoutForward", 7);
+  DType dt = a.dtype(0);
+  int64_t n = a.size(3, "n");
+  double p = prob_arg(a, 4);
+  uint64_t seed = u64_arg(a, 5, "seed"), offset = u64_arg(a, 6, "offset");
+  MBERT_CPU_DISPATCH_FLOAT("dropoutForward", dt, {
+    dropout<T>(buf<T>(a, 1, dt, n, "out"), buf<T>(a, 2, dt, n, "x"), n, p, seed, offset);
+  });
+  return info.Env().Undefined();
+}
+
+// dropoutBackward(dtype, dx, dy, n, p, seed, offset)
+Napi::Value dropout_backward_js(const Napi::CallbackInfo& info) {
+  Args a(info, "dropoutBackward", 7);
+  DType dt = a.dtype(0);
+  int64_t n = a.size(3, "n");
+  double p = prob_arg(a, 4);
+  uint64_t seed = u64_arg(a, 5, "seed"), offset = u64_arg(a, 6, "offset");
+  MBERT_CPU_DISPATCH_FLOAT("dropoutBackward", dt, {
+    dropout<T>(buf<T>(a, 1, dt, n, "dx"), buf<T>(a, 2, dt, n, "dy"), n, p, seed, offset);
+  });
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+MBERT_EXPORT(cpu, randUniform, rand_uniform_js);
+MBERT_EXPORT(cpu, randNormal, rand_normal_js);
+MBERT_EXPORT(cpu, dropoutForward, dropout_forward_js);
+MBERT_EXPORT(cpu, dropoutBackward, dropout_backward_js);
+
+}  // namespace cpu
+}  // namespace mbert
