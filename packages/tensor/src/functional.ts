@@ -1,0 +1,67 @@
+// The functional API: every op as a function (`F.linear(x, w, b)`).
+export {
+  add,
+  sub,
+  mul,
+  div,
+  pow,
+  maximum,
+  minimum,
+  eq,
+  gt,
+  lt,
+  ge,
+  le,
+  neg,
+  exp,
+  log,
+  tanh,
+  gelu,
+  sqrt,
+  rsqrt,
+  abs,
+  relu,
+  sigmoid,
+  square,
+  scale,
+  sumTo,
+  addInPlace,
+  type Operand,
+} from "./ops/elementwise.js";
+export { sum, mean, max, min, argmax, type Axes } from "./ops/reduce.js";
+export { matmul, linear } from "./ops/matmul.js";
+export {
+  reshape,
+  flatten,
+  unsqueeze,
+  squeeze,
+  permute,
+  transpose,
+  slice,
+  narrow,
+  concat,
+  stack,
+  expand,
+  contiguous,
+} from "./ops/layout.js";
+export { indexSelect, scatterRows, embedding } from "./ops/rows.js";
+export {
+  softmax,
+  logSoftmax,
+  layerNorm,
+  dropout,
+  crossEntropy,
+  mseLoss,
+  geglu,
+  cast,
+  to,
+  type CrossEntropyOptions,
+} from "./ops/nn.js";
+export {
+  varlenAttention,
+  paddedAttention,
+  alibiSlopes,
+  validateCuSeqlens,
+  type VarlenAttentionOptions,
+  type PaddedAttentionOptions,
+} from "./ops/attention.js";

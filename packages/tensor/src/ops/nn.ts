@@ -1,0 +1,292 @@
+// Neural-network primitives with fused kernels: softmax, log-softmax,
+// layer norm (with fused residual), dropout, cross-entropy, GeGLU, casts.
+import { DTYPE_BYTES } from "@mbert/kernels";
+import { backend } from "../backend.js";
+import { type DType, type Device, statDType } from "../dtype.js";
+import { DTypeError, ShapeError, wrapNative } from "../errors.js";
+import { defaultGenerator, type Generator } from "../random.js";
+import { fmt, sameShape } from "../shape.js";
+import { Tensor, record } from "../tensor.js";
+import { checkInputs, code, emptyOn, launch, requireFloat } from "./util.js";
+
+function softmaxImpl(x: Tensor, log: boolean): Tensor {
+  const op = log ? "logSoftmax" : "softmax";
+  checkInputs(op, [x]);
+  requireFloat(op, x);
+  if (x.rank === 0) throw new ShapeError(`${op}: needs at least one dimension`);
+  const cols = x.shape[x.rank - 1]!;
+  const rows = cols === 0 ? 0 : x.size / cols;
+  const y = emptyOn(x.shape, x.dtype, x);
+  if (x.size > 0) launch(op, x, (k) => k.softmaxForward(code(x), y.ptr, x.ptr, rows, cols, log));
+  record(op, y, [x], [y], (g, [ys]) => {
+    const dx = emptyOn(x.shape, x.dtype, g);
+    if (x.size > 0)
+      launch(`${op} backward`, g, (k) => k.softmaxBackward(code(x), dx.ptr, g.ptr, ys!.ptr, rows, cols, log));
+    return [dx];
+  });
+  return y;
+}
+
+/** Softmax over the last axis. */
+export const softmax = (x: Tensor) => softmaxImpl(x, false);
+/** Log-softmax over the last axis. */
+export const logSoftmax = (x: Tensor) => softmaxImpl(x, true);
+
+/**
+ * LayerNorm over the last axis of h, where h = x + residual when a residual
+ * is given (fused: one pass). weight, bias: (C). Statistics in fp32 (fp64
+ * for float64 inputs) are saved for backward.
+ */
+export function layerNorm(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  eps = 1e-12,
+  residual?: Tensor | null,
+): Tensor {
+  const ins = residual ? [x, weight, bias, residual] : [x, weight, bias];
+  checkInputs("layerNorm", ins);
+  requireFloat("layerNorm", x);
+  const C = x.shape[x.rank - 1] ?? 0;
+  if (weight.rank !== 1 || weight.shape[0] !== C || !sameShape(weight.shape, bias.shape)) {
+    throw new ShapeError(
+      `layerNorm: input has ${C} features (shape ${fmt(x.shape)}), weight ${fmt(weight.shape)} and bias ${fmt(bias.shape)} must be [${C}]`,
+    );
+  }
+  if (residual && !sameShape(residual.shape, x.shape)) {
+    throw new ShapeError(`layerNorm: residual has shape ${fmt(residual.shape)}, input has ${fmt(x.shape)}`);
+  }
+  const rows = C === 0 ? 0 : x.size / C;
+  const sd = statDType(x.dtype);
+  const out = emptyOn(x.shape, x.dtype, x);
+  const mean = emptyOn([rows], sd, x);
+  const rstd = emptyOn([rows], sd, x);
+  const h = residual ? emptyOn(x.shape, x.dtype, x) : x;
+  if (x.size > 0) {
+    launch("layerNorm", x, (k) =>
+      k.layernormForward(
+        code(x),
+        out.ptr,
+        mean.ptr,
+        rstd.ptr,
+        x.ptr,
+        residual ? residual.ptr : 0,
+        residual ? h.ptr : 0,
+        weight.ptr,
+        bias.ptr,
+        rows,
+        C,
+        eps,
+      ),
+    );
+  }
+  record(
+    "layerNorm",
+    out,
+    [x, weight, bias, residual ?? null],
+    [h, mean, rstd, weight],
+    (g, [hs, ms, rs, ws]) => {
+      const dx = emptyOn(x.shape, x.dtype, g);
+      const dw = weight.requiresGrad ? emptyOn(weight.shape, weight.dtype, g) : null;
+      const db = bias.requiresGrad ? emptyOn(bias.shape, bias.dtype, g) : null;
+      if (x.size > 0) {
+        launch("layerNorm backward", g, (k) =>
+          k.layernormBackward(
+            code(x),
+            code(weight),
+            dx.ptr,
+            dw ? dw.ptr : 0,
+            db ? db.ptr : 0,
+            g.ptr,
+            hs!.ptr,
+            ms!.ptr,
+            rs!.ptr,
+            ws!.ptr,
+            rows,
+            C,
+            false,
+          ),
+        );
+      } else {
+        for (const t of [dw, db])
+          if (t && t.size) launch("layerNorm backward", g, (k) => k.fill(code(t), t.ptr, t.size, 0));
+      }
+      return [dx, dw, db, residual ? dx : null];
+    },
+  );
+  mean.dispose();
+  rstd.dispose();
+  if (h !== x) h.dispose();
+  return out;
+}
+
+/** Inverted dropout with a Philox mask from (generator seed, offset); identity when not training or p = 0. */
+export function dropout(
+  x: Tensor,
+  p: number,
+  training = true,
+  generator: Generator = defaultGenerator,
+): Tensor {
+  if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x;
+  checkInputs("dropout", [x]);
+  requireFloat("dropout", x);
+  const seed = generator.seed;
+  const offset = generator.take(x.size);
+  const out = emptyOn(x.shape, x.dtype, x);
+  if (x.size > 0)
+    launch("dropout", x, (k) => k.dropoutForward(code(x), out.ptr, x.ptr, x.size, p, seed, offset));
+  record("dropout", out, [x], [], (g) => {
+    const dx = emptyOn(x.shape, x.dtype, g);
+    if (x.size > 0)
+      launch("dropout backward", g, (k) =>
+        k.dropoutBackward(code(x), dx.ptr, g.ptr, x.size, p, seed, offset),
+      );
+    return [dx];
+  });
+  return out;
+}
+
+export interface CrossEntropyOptions {
+  /** Label of rows that do not count (default -100, as PyTorch). */
+  ignoreIndex?: number;
+  /** 'mean' over kept rows (default), 'sum', or 'none' (per-row losses). */
+  reduction?: "mean" | "sum" | "none";
+  /** Number of kept rows when the caller knows it on the host (saves a device read). */
+  numKept?: number;
+}
+
+/**
+ * Cross-entropy of logits (N, V) against int32 labels (N), fused with the
+ * softmax. The loss is float32 (float64 for float64 logits).
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const ignoreIndex = opts.ignoreIndex ?? -100;
+  const reduction = opts.reduction ?? "mean";
+  checkInputs("crossEntropy", [logits, labels], { sameDType: false });
+  requireFloat("crossEntropy", logits);
+  if (labels.dtype !== "int32")
+    throw new DTypeError(`crossEntropy: labels must be int32, got ${labels.dtype}`);
+  if (logits.rank !== 2 || labels.rank !== 1 || labels.shape[0] !== logits.shape[0]) {
+    throw new ShapeError(
+      `crossEntropy: logits ${fmt(logits.shape)} must be (N, V) and labels ${fmt(labels.shape)} must be (N)`,
+    );
+  }
+  const [N, V] = logits.shape as [number, number];
+  const sd = statDType(logits.dtype);
+  const losses = emptyOn([N], sd, logits);
+  const lse = emptyOn([N], sd, logits);
+  if (N > 0) {
+    launch("crossEntropy", logits, (k) =>
+      k.crossEntropyForward(code(logits), losses.ptr, lse.ptr, logits.ptr, labels.ptr, N, V, ignoreIndex),
+    );
+  }
+  let kept = opts.numKept;
+  if (reduction === "mean" && kept === undefined) {
+    const host = labels.data() as Int32Array;
+    kept = 0;
+    for (const l of host) if (l !== ignoreIndex) kept++;
+  }
+  let out: Tensor;
+  if (reduction === "none") out = losses;
+  else {
+    out = emptyOn([], sd, logits);
+    launch("crossEntropy", logits, (k) => k.reduce(0, code(sd), out.ptr, losses.ptr, 1, N, 1));
+    if (reduction === "mean") {
+      const s = kept ? 1 / kept : Number.NaN;
+      launch("crossEntropy", logits, (k) => k.unary(9, code(sd), out.ptr, out.ptr, 1, s, 0));
+    }
+    losses.dispose();
+  }
+  const rowScale = reduction === "mean" ? (kept ? 1 / kept : 0) : 1;
+  record("crossEntropy", out, [logits, null], [logits, lse, labels], (g, [ls, lses, lbs]) => {
+    const dlogits = emptyOn(logits.shape, logits.dtype, g);
+    if (N === 0) return [dlogits, null];
+    if (reduction !== "none" && g.constant !== null) {
+      // The upstream gradient is a known constant: fold it into the kernel's scale.
+      const s = g.constant * rowScale;
+      launch("crossEntropy backward", g, (k) =>
+        k.crossEntropyBackward(code(logits), dlogits.ptr, ls!.ptr, lses!.ptr, lbs!.ptr, N, V, ignoreIndex, s),
+      );
+      return [dlogits, null];
+    }
+    launch("crossEntropy backward", g, (k) =>
+      k.crossEntropyBackward(
+        code(logits),
+        dlogits.ptr,
+        ls!.ptr,
+        lses!.ptr,
+        lbs!.ptr,
+        N,
+        V,
+        ignoreIndex,
+        rowScale,
+      ),
+    );
+    // Scale rows by the upstream gradient: a scalar, or (N) for reduction 'none'.
+    const gc = g.dtype === logits.dtype ? g : g.castTo(logits.dtype);
+    const gcol = gc.alias(reduction === "none" ? [N, 1] : [1, 1]);
+    const scaled = dlogits.mul(gcol);
+    gcol.dispose();
+    if (gc !== g) gc.dispose();
+    dlogits.dispose();
+    return [scaled, null];
+  });
+  lse.dispose();
+  return out;
+}
+
+/** Mean squared error: mean((a - b)^2). */
+export function mseLoss(a: Tensor, b: Tensor): Tensor {
+  const d = a.sub(b);
+  const sq = d.square();
+  d.dispose();
+  const out = sq.mean();
+  sq.dispose();
+  return out;
+}
+
+/** GeGLU on a fused projection: x (..., 2I) -> gelu(x[..., :I]) * x[..., I:]. */
+export function geglu(x: Tensor): Tensor {
+  checkInputs("geglu", [x]);
+  requireFloat("geglu", x);
+  const two = x.shape[x.rank - 1] ?? 0;
+  if (x.rank === 0 || two % 2 !== 0)
+    throw new ShapeError(`geglu: last dimension of ${fmt(x.shape)} must be even (2I)`);
+  const I = two / 2;
+  const rows = I === 0 ? 0 : x.size / two;
+  const out = emptyOn([...x.shape.slice(0, -1), I], x.dtype, x);
+  if (out.size > 0) launch("geglu", x, (k) => k.gegluForward(code(x), out.ptr, x.ptr, rows, I));
+  record("geglu", out, [x], [x], (g, [xs]) => {
+    const dx = emptyOn(x.shape, x.dtype, g);
+    if (x.size > 0)
+      launch("geglu backward", g, (k) => k.gegluBackward(code(x), dx.ptr, g.ptr, xs!.ptr, rows, I));
+    return [dx];
+  });
+  return out;
+}
+
+/** Differentiable dtype conversion (the gradient is cast back). */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  checkInputs("cast", [x]);
+  if (x.dtype === dtype) return x;
+  const out = x.castTo(dtype);
+  if (dtype !== "int32" && x.dtype !== "int32") record("cast", out, [x], [], (g) => [g.castTo(x.dtype)]);
+  return out;
+}
+
+/** Differentiable copy to another device. */
+export function to(x: Tensor, device: Device): Tensor {
+  checkInputs("to", [x]);
+  if (x.device === device) return x;
+  const out = Tensor.empty(x.shape, x.dtype, device);
+  if (x.size > 0) {
+    const bytes = x.size * DTYPE_BYTES[x.dtype];
+    const host = new Uint8Array(bytes);
+    wrapNative("to", () => backend(x.device).download(x.ptr, 0, host));
+    wrapNative("to", () => backend(device).upload(out.ptr, 0, host));
+  }
+  out.constant = x.constant;
+  record("to", out, [x], [], (g) => [to(g, x.device)]);
+  return out;
+}
