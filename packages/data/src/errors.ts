@@ -108,7 +108,12 @@ export class DownloadError extends DataError {
 /** Bad input to a corpus reader that cannot be skipped (missing file, unknown format). */
 export class CorpusError extends DataError {
   constructor(file: string, detail: string, cause?: unknown) {
-    super("CORPUS_INVALID", `CorpusError: ${file}: ${detail}`, file, cause === undefined ? undefined : { cause });
+    super(
+      "CORPUS_INVALID",
+      `CorpusError: ${file}: ${detail}`,
+      file,
+      cause === undefined ? undefined : { cause },
+    );
   }
 }
 
