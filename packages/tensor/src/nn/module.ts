@@ -53,6 +53,11 @@ export class StateDictError extends TensorError {
 
 /** Copies `src` into `dst` (same shape), casting and moving devices as needed. */
 export function copyInto(dst: Tensor, src: Tensor): void {
+  if (dst instanceof Parameter) {
+    // The low-precision copy is stale now; the next bf16 op re-creates it.
+    dst.lowp?.dispose();
+    dst.lowp = null;
+  }
   noGrad(() => {
     let s = src;
     if (s.device !== dst.device) s = s.to(dst.device);

@@ -2,6 +2,7 @@
 import { ShapeError } from "../errors.js";
 import { fmt, numel } from "../shape.js";
 import { type Tensor, record } from "../tensor.js";
+import { weightFor } from "../lowp.js";
 import { checkInputs, code, emptyOn, launch, requireFloat } from "./util.js";
 
 interface GemmArgs {
@@ -240,8 +241,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 /** y = x·Wᵀ + b. x: (..., in), weight: (out, in), bias: (out). */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  const ins = bias ? [x, weight, bias] : [x, weight];
-  checkInputs("linear", ins);
+  checkInputs("linear", bias ? [x, weight, bias] : [x, weight], { sameDType: false });
   requireFloat("linear", x);
   if (weight.rank !== 2)
     throw new ShapeError(`linear: weight must be 2-D (out, in), got ${fmt(weight.shape)}`);
@@ -255,12 +255,14 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) {
     throw new ShapeError(`linear: bias has shape ${fmt(bias.shape)}, expected [${outF}]`);
   }
+  const wc = weightFor("linear", weight, x.dtype);
+  const bc = bias ? weightFor("linear", bias, x.dtype, "bias") : null;
   const rows = x.size / inF;
   const out = emptyOn([...x.shape.slice(0, -1), outF], x.dtype, x);
   gemm("linear", {
     out,
     a: x,
-    b: weight,
+    b: wc,
     batch: 1,
     M: rows,
     N: outF,
@@ -270,8 +272,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     strideA: 0,
     strideB: 0,
   });
-  if (bias && out.size > 0) launch("linear", x, (k) => k.addBias(code(x), out.ptr, bias.ptr, rows, outF));
-  record("linear", out, [x, weight, bias ?? null], [x, weight], (g, [xs, ws]) => {
+  if (bc && out.size > 0) launch("linear", x, (k) => k.addBias(code(x), out.ptr, bc.ptr, rows, outF));
+  // The weight gradient is written in the weight's own dtype (fp32 master weights).
+  record("linear", out, [x, weight, bias ?? null], [x, wc], (g, [xs, ws]) => {
     let gx: Tensor | null = null;
     let gw: Tensor | null = null;
     let gbias: Tensor | null = null;

@@ -7,6 +7,7 @@ import { DTypeError, ShapeError, wrapNative } from "../errors.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { fmt, sameShape } from "../shape.js";
 import { Tensor, record } from "../tensor.js";
+import { weightFor } from "../lowp.js";
 import { checkInputs, code, emptyOn, launch, requireFloat } from "./util.js";
 
 function softmaxImpl(x: Tensor, log: boolean): Tensor {
@@ -44,8 +45,8 @@ export function layerNorm(
   eps = 1e-12,
   residual?: Tensor | null,
 ): Tensor {
-  const ins = residual ? [x, weight, bias, residual] : [x, weight, bias];
-  checkInputs("layerNorm", ins);
+  checkInputs("layerNorm", [x, weight, bias], { sameDType: false });
+  if (residual) checkInputs("layerNorm", [x, residual]);
   requireFloat("layerNorm", x);
   const C = x.shape[x.rank - 1] ?? 0;
   if (weight.rank !== 1 || weight.shape[0] !== C || !sameShape(weight.shape, bias.shape)) {
@@ -56,6 +57,8 @@ export function layerNorm(
   if (residual && !sameShape(residual.shape, x.shape)) {
     throw new ShapeError(`layerNorm: residual has shape ${fmt(residual.shape)}, input has ${fmt(x.shape)}`);
   }
+  const wc = weightFor("layerNorm", weight, x.dtype);
+  const bc = weightFor("layerNorm", bias, x.dtype, "bias");
   const rows = C === 0 ? 0 : x.size / C;
   const sd = statDType(x.dtype);
   const out = emptyOn(x.shape, x.dtype, x);
@@ -72,8 +75,8 @@ export function layerNorm(
         x.ptr,
         residual ? residual.ptr : 0,
         residual ? h.ptr : 0,
-        weight.ptr,
-        bias.ptr,
+        wc.ptr,
+        bc.ptr,
         rows,
         C,
         eps,

@@ -3,6 +3,8 @@
 import { DTypeError, ShapeError } from "../errors.js";
 import { fmt } from "../shape.js";
 import { type Tensor, record } from "../tensor.js";
+import type { DType } from "../dtype.js";
+import { weightFor } from "../lowp.js";
 import { checkInputs, code, emptyOn, launch } from "./util.js";
 
 function checkIndex(op: string, idx: Tensor, x: Tensor): void {
@@ -11,16 +13,21 @@ function checkIndex(op: string, idx: Tensor, x: Tensor): void {
   if (idx.rank !== 1) throw new ShapeError(`${op}: indices must be 1-D, got shape ${fmt(idx.shape)}`);
 }
 
-/** out(n, ...) = x[idx[i]] over dim 0. Out-of-range indices throw. */
-export function indexSelect(x: Tensor, idx: Tensor): Tensor {
+/**
+ * out(n, ...) = x[idx[i]] over dim 0. Out-of-range indices throw. With
+ * `computeDType`, a float32 Parameter table is read through its low-precision
+ * copy while its gradient stays in the table's dtype.
+ */
+export function indexSelect(x: Tensor, idx: Tensor, computeDType?: DType): Tensor {
   checkIndex("indexSelect", idx, x);
+  const src = computeDType ? weightFor("indexSelect", x, computeDType, "table") : x;
   if (x.rank === 0) throw new ShapeError("indexSelect: x must have at least one dimension");
   const numRows = x.shape[0]!;
   const rowSize = x.size / Math.max(numRows, 1);
   const n = idx.shape[0]!;
-  const out = emptyOn([n, ...x.shape.slice(1)], x.dtype, x);
+  const out = emptyOn([n, ...x.shape.slice(1)], src.dtype, x);
   if (n > 0 && rowSize > 0) {
-    launch("indexSelect", x, (k) => k.indexSelect(code(x), out.ptr, x.ptr, idx.ptr, n, rowSize, numRows));
+    launch("indexSelect", x, (k) => k.indexSelect(code(src), out.ptr, src.ptr, idx.ptr, n, rowSize, numRows));
   }
   record("indexSelect", out, [x, null], [idx], (g, [is]) => {
     const dx = emptyOn(x.shape, x.dtype, g);
@@ -52,11 +59,11 @@ export function scatterRows(src: Tensor, idx: Tensor, numRows: number): Tensor {
   return out;
 }
 
-/** Rows of `weight` (V, C) for token ids (any shape, int32) -> (...ids.shape, C). */
-export function embedding(ids: Tensor, weight: Tensor): Tensor {
+/** Rows of `weight` (V, C) for token ids (any shape, int32) -> (...ids.shape, C), in `computeDType` if given. */
+export function embedding(ids: Tensor, weight: Tensor, computeDType?: DType): Tensor {
   if (weight.rank !== 2) throw new ShapeError(`embedding: weight must be (V, C), got ${fmt(weight.shape)}`);
   const flat = ids.reshape([ids.size]);
-  const rows = indexSelect(weight, flat);
+  const rows = indexSelect(weight, flat, computeDType);
   flat.dispose();
   const out = rows.reshape([...ids.shape, weight.shape[1]!]);
   rows.dispose();
