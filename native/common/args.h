@@ -60,6 +60,13 @@ class Args {
 
   double f64(int i) const { return number(i, "a number"); }
 
+  // Any number, NaN and infinities included (fill values).
+  double real(int i) const {
+    Napi::Value v = at(i);
+    if (!v.IsNumber()) throw Error(str(fn_, ": argument ", i, " must be a number"));
+    return v.As<Napi::Number>().DoubleValue();
+  }
+
   bool flag(int i) const {
     Napi::Value v = at(i);
     if (!v.IsBoolean()) throw Error(str(fn_, ": argument ", i, " must be a boolean"));
@@ -117,7 +124,7 @@ class Args {
     Napi::Value v = at(i);
     if (!v.IsNumber()) throw Error(str(fn_, ": argument ", i, " must be ", expect));
     double d = v.As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(d)) throw Error(str(fn_, ": argument ", i, " must be finite ", expect, ", got ", d));
+    if (!std::isfinite(d)) throw Error(str(fn_, ": argument ", i, " must be ", expect, " (finite), got ", d));
     return d;
   }
 

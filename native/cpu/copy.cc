@@ -41,7 +41,7 @@ Napi::Value fill_js(const Napi::CallbackInfo& info) {
   Args a(info, "fill", 4);
   DType dt = a.dtype(0);
   int64_t n = a.size(2, "n");
-  double value = a.f64(3);
+  double value = a.real(3);
   dispatch_any("fill", dt, [&](auto tag) {
     using T = decltype(tag);
     T* out = buf<T>(a, 1, dt, n, "out");

@@ -208,7 +208,7 @@ function makeJob(src, kind) {
   for (const h of headers) hash.update(`${path.relative(nativeDir, h)}:${fileHash(h)}`);
   const rel = path.relative(nativeDir, src).replace(/[\\/]/g, "_");
   const obj = path.join(objDir, `${rel}.${hash.digest("hex").slice(0, 16)}.o`);
-  const args = [...flags, ...includes.map((i) => `-I${i}`), "-c", src, "-o", `${obj}.tmp`];
+  const args = [...flags, ...includes.map((i) => `-I${i}`), "-c", src, "-o", `${obj}.${process.pid}.tmp`];
   return { src, obj, tool, args, rel: path.relative(rootDir, src) };
 }
 
@@ -255,11 +255,11 @@ async function worker() {
     if (r.code !== 0) {
       failures.push(job);
       console.error(`build-native: FAILED ${job.rel}\n  ${job.tool} ${job.args.join(" ")}\n${r.output}`);
-      fs.rmSync(`${job.obj}.tmp`, { force: true });
+      fs.rmSync(`${job.obj}.${process.pid}.tmp`, { force: true });
       continue;
     }
     if (r.output.trim()) process.stderr.write(r.output);
-    fs.renameSync(`${job.obj}.tmp`, job.obj);
+    fs.renameSync(`${job.obj}.${process.pid}.tmp`, job.obj);
     log(`compiled ${job.rel} (${((Date.now() - start) / 1000).toFixed(1)}s)`);
   }
 }
@@ -269,7 +269,7 @@ if (failures.length > 0)
 
 // ---- link -------------------------------------------------------------------------
 
-const linkArgs = ["-shared", "-o", `${outFile}.tmp`, ...jobs.map((j) => j.obj), "-pthread"];
+const linkArgs = ["-shared", "-o", `${outFile}.${process.pid}.tmp`, ...jobs.map((j) => j.obj), "-pthread"];
 if (cuda) {
   const libDirs = ["lib64", "lib", "targets/x86_64-linux/lib"]
     .map((d) => path.join(cuda.home, d))
@@ -278,10 +278,10 @@ if (cuda) {
 }
 const link = await run(cxx, linkArgs);
 if (link.code !== 0) {
-  fs.rmSync(`${outFile}.tmp`, { force: true });
+  fs.rmSync(`${outFile}.${process.pid}.tmp`, { force: true });
   fail(`link failed:\n  ${cxx} ${linkArgs.join(" ")}\n${link.output}`);
 }
-fs.renameSync(`${outFile}.tmp`, outFile);
+fs.renameSync(`${outFile}.${process.pid}.tmp`, outFile);
 
 const info = {
   cuda: Boolean(cuda),
@@ -297,9 +297,18 @@ const info = {
 };
 fs.writeFileSync(path.join(buildDir, "build-info.json"), `${JSON.stringify(info, null, 2)}\n`);
 
-// Drop objects no longer referenced (old hashes) so the cache does not grow forever.
+// Drop objects of older source versions so the cache does not grow forever. Objects
+// younger than an hour are kept: a concurrent build (e.g. with other CUDA settings)
+// may be about to link them.
 const live = new Set(jobs.map((j) => path.basename(j.obj)));
+const prefixes = jobs.map((j) => path.basename(j.obj).replace(/\.[0-9a-f]{16}\.o$/, "."));
 for (const f of fs.readdirSync(objDir)) {
-  if (!live.has(f)) fs.rmSync(path.join(objDir, f), { force: true });
+  if (live.has(f) || !prefixes.some((p) => f.startsWith(p)) || !f.endsWith(".o")) continue;
+  const file = path.join(objDir, f);
+  try {
+    if (Date.now() - fs.statSync(file).mtimeMs > 3600_000) fs.rmSync(file, { force: true });
+  } catch {
+    // removed concurrently
+  }
 }
 log(`wrote ${path.relative(rootDir, outFile)} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
