@@ -48,6 +48,13 @@ export class IndexError extends TensorError {
   }
 }
 
+/** A device allocation failed; a smaller microbatch usually fits. The process survives it. */
+export class OutOfMemoryError extends TensorError {
+  constructor(message: string) {
+    super("OutOfMemory", message);
+  }
+}
+
 /** Runs `fn` and turns a native error into a TensorError naming the op. */
 export function wrapNative<T>(op: string, fn: () => T): T {
   try {
@@ -55,7 +62,8 @@ export function wrapNative<T>(op: string, fn: () => T): T {
   } catch (e) {
     if (e instanceof TensorError) throw e;
     const msg = e instanceof Error ? e.message : String(e);
-    if (/^OutOfMemory/.test(msg)) throw new TensorError("OutOfMemory", `${op}: ${msg}`);
+    const code = (e as { code?: unknown } | null)?.code;
+    if (code === "OUT_OF_MEMORY" || /^OutOfMemory/.test(msg)) throw new OutOfMemoryError(`${op}: ${msg}`);
     if (/index|label/i.test(msg) && /outside|range/i.test(msg)) throw new IndexError(`${op}: ${msg}`);
     throw new TensorError("KernelError", `${op}: ${msg}`);
   }
