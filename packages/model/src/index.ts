@@ -54,3 +54,39 @@ export {
   writeFileAtomic,
   writeSafetensors,
 } from "./safetensors.js";
+export { BertEmbeddings, BertEncoder, BertLayer } from "./bert.js";
+export { PARITY_THRESHOLDS, type ParityThresholds, relErr } from "./metrics.js";
+export {
+  type AnyBertModel,
+  BertForMaskedLM,
+  BertForSequenceClassification,
+  BertLMPredictionHead,
+  BertModel,
+  BertPooler,
+  type ForwardOptions,
+  type ModelOutput,
+  createModel,
+} from "./model.js";
+export {
+  BertGatedLinearUnitMLP,
+  MosaicBertEmbeddings,
+  MosaicBertEncoder,
+  MosaicBertLayer,
+} from "./mosaic_bert.js";
+export {
+  type ParityOptions,
+  type ParityResult,
+  adamwStep,
+  checkParity,
+  checkParityCommand,
+} from "./parity.js";
+export {
+  type LoadPretrainedOptions,
+  type PretrainedModel,
+  type StateDictSource,
+  loadPretrained,
+  loadStateDict,
+  normalizeStateDict,
+  readCheckpointWeights,
+  savePretrained,
+} from "./pretrained.js";

@@ -1,0 +1,197 @@
+// Classic BERT (Devlin et al. 2019), the paper's baseline, as Hugging Face
+// transformers' BertModel computes it: learned position embeddings, separate
+// q/k/v projections, GELU MLP, post-LayerNorm, dropout 0.1.
+//
+//   embeddings = LN(word[ids] + position[pos] + type[tt]) -> dropout
+//   per layer:  a = LN(h + dropout(dense(attention(q(h), k(h), v(h)))))
+//               h = LN(a + dropout(out(gelu(intermediate(a)))))
+//
+// Rows are either the padded B*S grid (attention masks padded keys with an
+// additive -10000, the paper's setup) or the packed T real tokens (varlen
+// attention over cuSeqlens). Every op but attention is row-wise, so both give
+// the same values at real tokens.
+//
+// Shapes: N rows (B*S padded or T packed), C hidden, NH heads, I intermediate.
+
+import { F, type Tensor, nn } from "@mbert/tensor";
+import type { BertConfig } from "./config.js";
+import type { EncoderInputs } from "./inputs.js";
+
+export class BertEmbeddings extends nn.Module {
+  readonly word_embeddings: nn.Embedding;
+  readonly position_embeddings: nn.Embedding;
+  readonly token_type_embeddings: nn.Embedding;
+  readonly LayerNorm: nn.LayerNorm;
+  readonly dropout: nn.Dropout;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.word_embeddings = this.registerModule(
+      "word_embeddings",
+      new nn.Embedding(c.vocabSize, c.hiddenSize, o),
+    );
+    this.position_embeddings = this.registerModule(
+      "position_embeddings",
+      new nn.Embedding(c.maxPositionEmbeddings, c.hiddenSize, o),
+    );
+    this.token_type_embeddings = this.registerModule(
+      "token_type_embeddings",
+      new nn.Embedding(c.typeVocabSize, c.hiddenSize, o),
+    );
+    this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
+    this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
+  }
+
+  // out: (N, C)  inputIds, tokenTypeIds, positionIds: (N) int32
+  forward(x: EncoderInputs): Tensor {
+    const words = F.embedding(x.inputIds, this.word_embeddings.weight, x.computeDType);
+    const positions = F.embedding(x.positionIds!, this.position_embeddings.weight, x.computeDType);
+    const types = F.embedding(x.tokenTypeIds, this.token_type_embeddings.weight, x.computeDType);
+    const sum = F.add(F.add(words, positions), types);
+    return this.dropout.forward(this.LayerNorm.forward(sum));
+  }
+}
+
+/** Multi-head self-attention with separate q, k, v projections (HF names). */
+export class BertSelfAttention extends nn.Module {
+  readonly query: nn.Linear;
+  readonly key: nn.Linear;
+  readonly value: nn.Linear;
+  readonly numHeads: number;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.query = this.registerModule("query", new nn.Linear(c.hiddenSize, c.hiddenSize, o));
+    this.key = this.registerModule("key", new nn.Linear(c.hiddenSize, c.hiddenSize, o));
+    this.value = this.registerModule("value", new nn.Linear(c.hiddenSize, c.hiddenSize, o));
+    this.numHeads = c.numAttentionHeads;
+  }
+
+  // out: (N, C)  h: (N, C)
+  forward(h: Tensor, x: EncoderInputs): Tensor {
+    const layout = x.layout;
+    if (layout.kind === "varlen") {
+      // One GEMM for q, k and v: the three weights stacked as the fused kernel wants (T, 3C).
+      const w = F.concat([this.query.weight, this.key.weight, this.value.weight], 0);
+      const b = F.concat([this.query.bias!, this.key.bias!, this.value.bias!], 0);
+      const qkv = F.linear(h, w, b);
+      return F.varlenAttention(qkv, {
+        cuSeqlens: layout.cuSeqlens,
+        maxSeqlen: layout.maxSeqlen,
+        numHeads: this.numHeads,
+      });
+    }
+    const { batchSize: B, seqLen: S } = layout;
+    const C = h.shape[1]!;
+    const q = this.query.forward(h).reshape([B, S, C]);
+    const k = this.key.forward(h).reshape([B, S, C]);
+    const v = this.value.forward(h).reshape([B, S, C]);
+    return F.paddedAttention(q, k, v, { keyMask: layout.keyMask, numHeads: this.numHeads }).reshape([
+      B * S,
+      C,
+    ]);
+  }
+}
+
+/** dense -> dropout -> LayerNorm(. + residual). */
+export class BertSelfOutput extends nn.Module {
+  readonly dense: nn.Linear;
+  readonly LayerNorm: nn.LayerNorm;
+  readonly dropout: nn.Dropout;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.dense = this.registerModule("dense", new nn.Linear(c.hiddenSize, c.hiddenSize, o));
+    this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
+    this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
+  }
+
+  // out: (N, C)  h: (N, C) attention output  residual: (N, C) layer input
+  forward(h: Tensor, residual: Tensor): Tensor {
+    return this.LayerNorm.forward(this.dropout.forward(this.dense.forward(h)), residual);
+  }
+}
+
+export class BertAttention extends nn.Module {
+  readonly self: BertSelfAttention;
+  readonly output: BertSelfOutput;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.self = this.registerModule("self", new BertSelfAttention(c, o));
+    this.output = this.registerModule("output", new BertSelfOutput(c, o));
+  }
+
+  forward(h: Tensor, x: EncoderInputs): Tensor {
+    return this.output.forward(this.self.forward(h, x), h);
+  }
+}
+
+/** The first MLP projection, C -> I, with GELU. */
+export class BertIntermediate extends nn.Module {
+  readonly dense: nn.Linear;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.dense = this.registerModule("dense", new nn.Linear(c.hiddenSize, c.intermediateSize, o));
+  }
+
+  // out: (N, I)  h: (N, C)
+  forward(h: Tensor): Tensor {
+    return F.gelu(this.dense.forward(h));
+  }
+}
+
+/** The second MLP projection, I -> C, dropout, LayerNorm(. + residual). */
+export class BertOutput extends nn.Module {
+  readonly dense: nn.Linear;
+  readonly LayerNorm: nn.LayerNorm;
+  readonly dropout: nn.Dropout;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.dense = this.registerModule("dense", new nn.Linear(c.intermediateSize, c.hiddenSize, o));
+    this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
+    this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
+  }
+
+  // out: (N, C)  h: (N, I)  residual: (N, C)
+  forward(h: Tensor, residual: Tensor): Tensor {
+    return this.LayerNorm.forward(this.dropout.forward(this.dense.forward(h)), residual);
+  }
+}
+
+export class BertLayer extends nn.Module {
+  readonly attention: BertAttention;
+  readonly intermediate: BertIntermediate;
+  readonly output: BertOutput;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.attention = this.registerModule("attention", new BertAttention(c, o));
+    this.intermediate = this.registerModule("intermediate", new BertIntermediate(c, o));
+    this.output = this.registerModule("output", new BertOutput(c, o));
+  }
+
+  forward(h: Tensor, x: EncoderInputs): Tensor {
+    const a = this.attention.forward(h, x);
+    return this.output.forward(this.intermediate.forward(a), a);
+  }
+}
+
+export class BertEncoder extends nn.Module {
+  readonly layer: nn.ModuleList<BertLayer>;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    const layers: BertLayer[] = [];
+    for (let i = 0; i < c.numHiddenLayers; i++) layers.push(new BertLayer(c, o));
+    this.layer = this.registerModule("layer", new nn.ModuleList(layers));
+  }
+
+  // out: (N, C)  h: (N, C)
+  forward(h: Tensor, x: EncoderInputs): Tensor {
+    for (const l of this.layer) h = l.forward(h, x);
+    return h;
+  }
+}

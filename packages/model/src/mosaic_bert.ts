@@ -1,0 +1,193 @@
+// MosaicBERT (Portes et al., NeurIPS 2023), as mosaicml/examples
+// benchmarks/bert/src/bert_layers.py computes it:
+//
+//   embeddings = LN(word[ids] + type[tt]) -> dropout      (no position table)
+//   per layer:  qkv = Wqkv(h)                              (one fused GEMM, (T, 3C))
+//               attn = softmax(q.k/sqrt(HS) - slope_h|i-j|) v  over each sequence
+//               a = LN(h + dropout(dense(attn)))
+//               h = LN(a + dropout(wo(gelu(g) * u)))       [g | u] = gated_layers(a)
+//
+// Hidden states stay unpadded, (T, C), from the embeddings to the last layer.
+// ALiBi is added inside the attention kernel from the per-head slopes, so any
+// sequence length works without rebuilding a table. In MLM training the last
+// layer computes attention for every token (keys and values need them) but its
+// attention output projection, LayerNorms and MLP only for the rows the loss
+// reads: the masked tokens and each sequence's [CLS] (the reference's
+// `subset_idx`).
+//
+// Shapes: T tokens, C hidden, NH heads, HS head size, I intermediate, R subset rows.
+
+import { F, type Tensor, fromArray, nn } from "@mbert/tensor";
+import type { BertConfig } from "./config.js";
+import type { EncoderInputs } from "./inputs.js";
+
+export class MosaicBertEmbeddings extends nn.Module {
+  readonly word_embeddings: nn.Embedding;
+  readonly token_type_embeddings: nn.Embedding;
+  readonly LayerNorm: nn.LayerNorm;
+  readonly dropout: nn.Dropout;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.word_embeddings = this.registerModule(
+      "word_embeddings",
+      new nn.Embedding(c.vocabSize, c.hiddenSize, o),
+    );
+    this.token_type_embeddings = this.registerModule(
+      "token_type_embeddings",
+      new nn.Embedding(c.typeVocabSize, c.hiddenSize, o),
+    );
+    this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
+    this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
+  }
+
+  // out: (T, C)  inputIds, tokenTypeIds: (T) int32
+  forward(x: EncoderInputs): Tensor {
+    const words = F.embedding(x.inputIds, this.word_embeddings.weight, x.computeDType);
+    const types = F.embedding(x.tokenTypeIds, this.token_type_embeddings.weight, x.computeDType);
+    return this.dropout.forward(this.LayerNorm.forward(F.add(words, types)));
+  }
+}
+
+/** Self-attention over packed sequences with ALiBi; q, k, v from one fused `Wqkv`. */
+export class MosaicBertSelfAttention extends nn.Module {
+  readonly Wqkv: nn.Linear;
+  readonly numHeads: number;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.Wqkv = this.registerModule("Wqkv", new nn.Linear(c.hiddenSize, 3 * c.hiddenSize, o));
+    this.numHeads = c.numAttentionHeads;
+  }
+
+  // out: (T, C)  h: (T, C)
+  forward(h: Tensor, x: EncoderInputs): Tensor {
+    if (x.layout.kind !== "varlen") throw new Error("MosaicBERT attention takes unpadded (varlen) inputs");
+    const qkv = this.Wqkv.forward(h); // (T, 3C): [q | k | v], heads contiguous within each
+    return F.varlenAttention(qkv, {
+      cuSeqlens: x.layout.cuSeqlens,
+      maxSeqlen: x.layout.maxSeqlen,
+      numHeads: this.numHeads,
+      alibiSlopes: x.alibiSlopes, // (NH) float32, uploaded with the batch
+    });
+  }
+}
+
+/** dense -> dropout -> LayerNorm(. + residual) (same as classic BERT). */
+export class MosaicBertSelfOutput extends nn.Module {
+  readonly dense: nn.Linear;
+  readonly LayerNorm: nn.LayerNorm;
+  readonly dropout: nn.Dropout;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.dense = this.registerModule("dense", new nn.Linear(c.hiddenSize, c.hiddenSize, o));
+    this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
+    this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
+  }
+
+  forward(h: Tensor, residual: Tensor): Tensor {
+    return this.LayerNorm.forward(this.dropout.forward(this.dense.forward(h)), residual);
+  }
+}
+
+export class MosaicBertAttention extends nn.Module {
+  readonly self: MosaicBertSelfAttention;
+  readonly output: MosaicBertSelfOutput;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.self = this.registerModule("self", new MosaicBertSelfAttention(c, o));
+    this.output = this.registerModule("output", new MosaicBertSelfOutput(c, o));
+  }
+
+  // out: (R, C) for subset rows (all T when subset is null)  h: (T, C)  subset: (R) int32
+  forward(h: Tensor, x: EncoderInputs, subset: Tensor | null = null): Tensor {
+    const attn = this.self.forward(h, x);
+    if (subset === null) return this.output.forward(attn, h);
+    return this.output.forward(F.indexSelect(attn, subset), F.indexSelect(h, subset));
+  }
+}
+
+/** GeGLU MLP: gated_layers (C -> 2I, no bias), gelu(gate) * value, wo (I -> C), LN(. + residual). */
+export class BertGatedLinearUnitMLP extends nn.Module {
+  readonly gated_layers: nn.Linear;
+  readonly wo: nn.Linear;
+  readonly layernorm: nn.LayerNorm;
+  readonly dropout: nn.Dropout;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.gated_layers = this.registerModule(
+      "gated_layers",
+      new nn.Linear(c.hiddenSize, 2 * c.intermediateSize, { ...o, bias: false }),
+    );
+    this.wo = this.registerModule("wo", new nn.Linear(c.intermediateSize, c.hiddenSize, o));
+    this.layernorm = this.registerModule("layernorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
+    this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
+  }
+
+  // out: (R, C)  h: (R, C)
+  forward(h: Tensor): Tensor {
+    const gated = F.geglu(this.gated_layers.forward(h)); // (R, I) = gelu(x[:, :I]) * x[:, I:]
+    return this.layernorm.forward(this.wo.forward(this.dropout.forward(gated)), h);
+  }
+}
+
+export class MosaicBertLayer extends nn.Module {
+  readonly attention: MosaicBertAttention;
+  readonly mlp: BertGatedLinearUnitMLP;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    this.attention = this.registerModule("attention", new MosaicBertAttention(c, o));
+    this.mlp = this.registerModule("mlp", new BertGatedLinearUnitMLP(c, o));
+  }
+
+  forward(h: Tensor, x: EncoderInputs, subset: Tensor | null = null): Tensor {
+    return this.mlp.forward(this.attention.forward(h, x, subset));
+  }
+}
+
+export class MosaicBertEncoder extends nn.Module {
+  readonly layer: nn.ModuleList<MosaicBertLayer>;
+
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super();
+    const layers: MosaicBertLayer[] = [];
+    for (let i = 0; i < c.numHiddenLayers; i++) layers.push(new MosaicBertLayer(c, o));
+    this.layer = this.registerModule("layer", new nn.ModuleList(layers));
+  }
+
+  /**
+   * out: (T, C), or (R, C) when `subset` (R rows, ascending) is given: then
+   * the last layer computes only those rows after its attention.
+   */
+  forward(h: Tensor, x: EncoderInputs, subset: Tensor | null = null): Tensor {
+    const n = this.layer.length;
+    for (let i = 0; i < n; i++) h = this.layer.at(i).forward(h, x, i === n - 1 ? subset : null);
+    return h;
+  }
+}
+
+/**
+ * The reference's subset for the last layer: masked tokens and each
+ * sequence's first token, ascending; and where, within it, the masked rows
+ * and the [CLS] rows sit.
+ */
+export function lastLayerSubset(
+  maskedRows: Int32Array,
+  clsRows: Int32Array,
+  device: "cpu" | "cuda",
+): { subset: Tensor; maskedInSubset: Tensor; clsInSubset: Tensor; size: number } {
+  const rows = [...new Set([...maskedRows, ...clsRows])].sort((a, b) => a - b);
+  const where = new Map(rows.map((r, i) => [r, i]));
+  const masked = Int32Array.from(maskedRows, (r) => where.get(r)!);
+  const cls = Int32Array.from(clsRows, (r) => where.get(r)!);
+  return {
+    subset: fromArray(Int32Array.from(rows), [rows.length], { dtype: "int32", device }),
+    maskedInSubset: fromArray(masked, [masked.length], { dtype: "int32", device }),
+    clsInSubset: fromArray(cls, [cls.length], { dtype: "int32", device }),
+    size: rows.length,
+  };
+}
