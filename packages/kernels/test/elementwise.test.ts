@@ -22,7 +22,8 @@ import {
 afterAll(freeAll);
 
 const gelu = (x: number) => x * 0.5 * (1 + erf(x / Math.SQRT2));
-const geluGrad = (x: number) => 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
+const geluGrad = (x: number) =>
+  0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
 
 // [op, f(x), f'(x), positive-only input]
 const unaryCases: [keyof typeof UNARY, (x: number) => number, (x: number) => number, boolean][] = [
@@ -54,7 +55,10 @@ describe("fill / unary / unaryBackward", () => {
       it(`unary ${name} dtype=${dt}`, () => {
         const r = rng(UNARY[name] + 100 * dt);
         for (const n of [0, ...SIZES]) {
-          const x = asStored(dt, randn(n, r, 2).map((v) => (positive ? Math.abs(v) + 0.1 : v)));
+          const x = asStored(
+            dt,
+            randn(n, r, 2).map((v) => (positive ? Math.abs(v) + 0.1 : v)),
+          );
           const xp = upload(dt, x);
           const y = poisoned(dt, n);
           cpu.unary(UNARY[name], dt, y, xp, n, 1.5, -0.25);
@@ -185,7 +189,8 @@ describe("stridedCopy / cast", () => {
         for (let i = 0; i < vals.length; i++) {
           let want = vals[i]!;
           if (from === I32 || to === I32) want = Math.trunc(want);
-          if (from === BF16 || to === BF16) expect(Math.abs(got[i]! - want)).toBeLessThanOrEqual(Math.abs(want) / 128 + 1);
+          if (from === BF16 || to === BF16)
+            expect(Math.abs(got[i]! - want)).toBeLessThanOrEqual(Math.abs(want) / 128 + 1);
           else expect(got[i]).toBe(from === F32 || to === F32 ? Math.fround(want) : want);
         }
       }

@@ -1,0 +1,514 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { cpu } from "../src/index.js";
+import {
+  asStored,
+  download,
+  erf,
+  F32,
+  F64,
+  FLOATS,
+  freeAll,
+  I32,
+  poisoned,
+  randn,
+  relErr,
+  rng,
+  SIZES,
+  tol,
+  upload,
+} from "./helpers.js";
+
+afterAll(freeAll);
+
+describe("matmul / addBias / biasGrad", () => {
+  for (const dt of FLOATS) {
+    for (const [M, N, K] of [
+      [1, 1, 1],
+      [7, 129, 7],
+      [129, 7, 129],
+      [0, 3, 4],
+      [3, 4, 0],
+    ] as const) {
+      for (const [ta, tb] of [
+        [false, false],
+        [true, false],
+        [false, true],
+        [true, true],
+      ] as const) {
+        it(`matmul dtype=${dt} ${M}x${N}x${K} ta=${ta} tb=${tb}`, () => {
+          const r = rng(M * 31 + N * 7 + K + (ta ? 1 : 0) + (tb ? 2 : 0));
+          const batch = 2;
+          const A = asStored(dt, randn(M * K, r));
+          const B = asStored(dt, randn(batch * K * N, r));
+          const C0 = asStored(dt, randn(batch * M * N, r));
+          for (const beta of [0, 0.5]) {
+            const out = beta === 0 ? poisoned(dt, batch * M * N) : upload(dt, C0);
+            // A broadcast over the batch (stride 0).
+            cpu.matmul(
+              dt,
+              dt,
+              out,
+              upload(dt, A),
+              upload(dt, B),
+              batch,
+              M,
+              N,
+              K,
+              ta,
+              tb,
+              2,
+              beta,
+              0,
+              K * N,
+              M * N,
+            );
+            const ref: number[] = [];
+            for (let b = 0; b < batch; b++) {
+              for (let i = 0; i < M; i++) {
+                for (let j = 0; j < N; j++) {
+                  let s = 0;
+                  for (let k = 0; k < K; k++) {
+                    s += A[ta ? k * M + i : i * K + k]! * B[b * K * N + (tb ? j * K + k : k * N + j)]!;
+                  }
+                  ref.push(2 * s + beta * C0[b * M * N + i * N + j]!);
+                }
+              }
+            }
+            expect(relErr(download(dt, out, batch * M * N), ref)).toBeLessThan(tol(dt) * 10);
+          }
+        });
+      }
+    }
+    it(`addBias and biasGrad dtype=${dt}`, () => {
+      const r = rng(3 + dt);
+      for (const [rows, cols] of [
+        [1, 1],
+        [7, 129],
+        [129, 7],
+        [0, 5],
+      ] as const) {
+        const x = asStored(dt, randn(rows * cols, r));
+        const bias = asStored(dt, randn(cols, r));
+        const xp = upload(dt, x);
+        cpu.addBias(dt, xp, upload(dt, bias), rows, cols);
+        expect(
+          relErr(
+            download(dt, xp, rows * cols),
+            Array.from(x, (v, i) => v + bias[i % cols]!),
+          ),
+        ).toBeLessThan(tol(dt));
+        const db = poisoned(dt, cols);
+        cpu.biasGrad(dt, dt, db, upload(dt, x), rows, cols, false);
+        const ref = new Array(cols).fill(0);
+        x.forEach((v, i) => {
+          ref[i % cols] += v;
+        });
+        expect(relErr(download(dt, db, cols), ref)).toBeLessThan(tol(dt));
+        cpu.biasGrad(dt, dt, db, upload(dt, x), rows, cols, true);
+        expect(
+          relErr(
+            download(dt, db, cols),
+            ref.map((v) => 2 * v),
+          ),
+        ).toBeLessThan(tol(dt));
+      }
+    });
+  }
+});
+
+describe("softmax / layernorm / geglu", () => {
+  for (const dt of FLOATS) {
+    for (const cols of [...SIZES, 0]) {
+      it(`softmax dtype=${dt} cols=${cols}`, () => {
+        const rows = 7;
+        const r = rng(cols + dt);
+        const x = asStored(dt, randn(rows * cols, r, 3));
+        const dy = asStored(dt, randn(rows * cols, r));
+        for (const log of [false, true]) {
+          const y = poisoned(dt, rows * cols);
+          cpu.softmaxForward(dt, y, upload(dt, x), rows, cols, log);
+          const ref: number[] = [];
+          const dref: number[] = [];
+          for (let i = 0; i < rows; i++) {
+            const row = Array.from(x.subarray(i * cols, (i + 1) * cols));
+            const m = Math.max(...row);
+            const s = row.reduce((a, v) => a + Math.exp(v - m), 0);
+            const p = row.map((v) => Math.exp(v - m) / s);
+            const g = Array.from(dy.subarray(i * cols, (i + 1) * cols));
+            if (log) {
+              ref.push(...row.map((v) => v - m - Math.log(s)));
+              const sg = g.reduce((a, v) => a + v, 0);
+              dref.push(...g.map((v, j) => v - p[j]! * sg));
+            } else {
+              ref.push(...p);
+              const sg = g.reduce((a, v, j) => a + v * p[j]!, 0);
+              dref.push(...g.map((v, j) => p[j]! * (v - sg)));
+            }
+          }
+          const yv = download(dt, y, rows * cols);
+          expect(relErr(yv, ref)).toBeLessThan(tol(dt));
+          const dx = poisoned(dt, rows * cols);
+          cpu.softmaxBackward(dt, dx, upload(dt, dy), y, rows, cols, log);
+          expect(relErr(download(dt, dx, rows * cols), dref)).toBeLessThan(tol(dt) * 10);
+        }
+      });
+    }
+    for (const C of SIZES) {
+      it(`layernorm fwd+bwd with residual dtype=${dt} C=${C}`, () => {
+        const rows = 7;
+        const r = rng(C * 3 + dt);
+        const x = asStored(dt, randn(rows * C, r));
+        const res = asStored(dt, randn(rows * C, r));
+        const w = asStored(dt, randn(C, r));
+        const b = asStored(dt, randn(C, r));
+        const dy = asStored(dt, randn(rows * C, r));
+        const out = poisoned(dt, rows * C);
+        const mean = poisoned(dt, rows);
+        const rstd = poisoned(dt, rows);
+        const hOut = poisoned(dt, rows * C);
+        const wp = upload(dt, w);
+        cpu.layernormForward(
+          dt,
+          out,
+          mean,
+          rstd,
+          upload(dt, x),
+          upload(dt, res),
+          hOut,
+          wp,
+          upload(dt, b),
+          rows,
+          C,
+          1e-5,
+        );
+        const h = asStored(
+          dt,
+          Array.from(x, (v, i) => v + res[i]!),
+        );
+        const ref: number[] = [];
+        const dxRef: number[] = [];
+        const dwRef = new Array(C).fill(0);
+        const dbRef = new Array(C).fill(0);
+        for (let i = 0; i < rows; i++) {
+          const hr = Array.from(h.subarray(i * C, (i + 1) * C));
+          const mu = hr.reduce((a, v) => a + v, 0) / C;
+          const rs = 1 / Math.sqrt(hr.reduce((a, v) => a + (v - mu) ** 2, 0) / C + 1e-5);
+          const xhat = hr.map((v) => (v - mu) * rs);
+          ref.push(...xhat.map((v, j) => v * w[j]! + b[j]!));
+          const g = xhat.map((_, j) => dy[i * C + j]! * w[j]!);
+          const mg = g.reduce((a, v) => a + v, 0) / C;
+          const mgx = g.reduce((a, v, j) => a + v * xhat[j]!, 0) / C;
+          dxRef.push(...g.map((v, j) => rs * (v - mg - xhat[j]! * mgx)));
+          xhat.forEach((v, j) => {
+            dwRef[j] += dy[i * C + j]! * v;
+            dbRef[j] += dy[i * C + j]!;
+          });
+        }
+        expect(relErr(download(dt, out, rows * C), ref)).toBeLessThan(tol(dt) * 10);
+        expect(relErr(download(dt, hOut, rows * C), h)).toBeLessThan(tol(dt));
+        const dx = poisoned(dt, rows * C);
+        const dw = upload(dt, new Array(C).fill(1));
+        const db = poisoned(dt, C);
+        cpu.layernormBackward(dt, dt, dx, dw, db, upload(dt, dy), hOut, mean, rstd, wp, rows, C, true);
+        expect(relErr(download(dt, dx, rows * C), dxRef)).toBeLessThan(tol(dt) * 100);
+        expect(
+          relErr(
+            download(dt, dw, C),
+            dwRef.map((v) => v + 1),
+          ),
+        ).toBeLessThan(tol(dt) * 10);
+        cpu.layernormBackward(dt, dt, dx, 0, db, upload(dt, dy), hOut, mean, rstd, wp, rows, C, false);
+        expect(relErr(download(dt, db, C), dbRef)).toBeLessThan(tol(dt) * 10);
+      });
+    }
+    it(`geglu dtype=${dt}`, () => {
+      const r = rng(77 + dt);
+      for (const [rows, I] of [
+        [1, 1],
+        [7, 129],
+        [0, 3],
+      ] as const) {
+        const x = asStored(dt, randn(rows * 2 * I, r, 2));
+        const dy = asStored(dt, randn(rows * I, r));
+        const out = poisoned(dt, rows * I);
+        const xp = upload(dt, x);
+        cpu.gegluForward(dt, out, xp, rows, I);
+        const ref: number[] = [];
+        const dref: number[] = [];
+        for (let i = 0; i < rows; i++) {
+          const da: number[] = [];
+          const db: number[] = [];
+          for (let c = 0; c < I; c++) {
+            const a = x[i * 2 * I + c]!;
+            const b = x[i * 2 * I + I + c]!;
+            const cdf = 0.5 * (1 + erf(a / Math.SQRT2));
+            const pdf = Math.exp(-0.5 * a * a) / Math.sqrt(2 * Math.PI);
+            ref.push(a * cdf * b);
+            da.push(dy[i * I + c]! * b * (cdf + a * pdf));
+            db.push(dy[i * I + c]! * a * cdf);
+          }
+          dref.push(...da, ...db);
+        }
+        expect(relErr(download(dt, out, rows * I), ref)).toBeLessThan(tol(dt) * 10);
+        const dx = poisoned(dt, rows * 2 * I);
+        cpu.gegluBackward(dt, dx, upload(dt, dy), xp, rows, I);
+        expect(relErr(download(dt, dx, rows * 2 * I), dref)).toBeLessThan(tol(dt) * 10);
+      }
+    });
+  }
+});
+
+describe("index ops", () => {
+  for (const dt of FLOATS) {
+    it(`indexSelect / indexAdd / indexCopy dtype=${dt}`, () => {
+      const r = rng(5 + dt);
+      const numRows = 11;
+      for (const [n, row] of [
+        [1, 1],
+        [7, 129],
+        [129, 7],
+        [0, 4],
+      ] as const) {
+        const table = asStored(dt, randn(numRows * row, r));
+        const idx = Array.from({ length: n }, () => Math.floor(r() * numRows));
+        const out = poisoned(dt, n * row);
+        const ip = upload(I32, idx);
+        cpu.indexSelect(dt, out, upload(dt, table), ip, n, row, numRows);
+        const ref = idx.flatMap((k) => Array.from(table.subarray(k * row, (k + 1) * row)));
+        expect(Array.from(download(dt, out, n * row))).toEqual(ref);
+        const src = asStored(dt, randn(n * row, r));
+        const acc = upload(dt, table);
+        cpu.indexAdd(dt, dt, acc, upload(dt, src), ip, n, row, numRows);
+        const addRef = Array.from(table);
+        idx.forEach((k, i) => {
+          for (let c = 0; c < row; c++) addRef[k * row + c]! += src[i * row + c]!;
+        });
+        expect(relErr(download(dt, acc, numRows * row), addRef)).toBeLessThan(tol(dt));
+        const distinct = [...new Set(idx)];
+        const dst = upload(dt, table);
+        cpu.indexCopy(dt, dst, upload(dt, src), upload(I32, distinct), distinct.length, row, numRows);
+        const copyRef = Array.from(table);
+        distinct.forEach((k, i) => {
+          for (let c = 0; c < row; c++) copyRef[k * row + c] = src[i * row + c]!;
+        });
+        expect(Array.from(download(dt, dst, numRows * row))).toEqual(copyRef);
+      }
+    });
+  }
+});
+
+describe("cross-entropy", () => {
+  for (const dt of FLOATS) {
+    for (const V of SIZES) {
+      it(`forward/backward dtype=${dt} V=${V}`, () => {
+        const rows = 7;
+        const r = rng(V + dt * 5);
+        const logits = asStored(dt, randn(rows * V, r, 3));
+        const labels = Array.from({ length: rows }, (_, i) => (i === 3 ? -100 : Math.floor(r() * V)));
+        const loss = poisoned(dt, rows);
+        const lse = poisoned(dt, rows);
+        const lp = upload(dt, logits);
+        const lab = upload(I32, labels);
+        cpu.crossEntropyForward(dt, loss, lse, lp, lab, rows, V, -100);
+        const lref: number[] = [];
+        const dref: number[] = [];
+        for (let i = 0; i < rows; i++) {
+          const row = Array.from(logits.subarray(i * V, (i + 1) * V));
+          const m = Math.max(...row);
+          const l = m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0));
+          const ignored = labels[i] === -100;
+          lref.push(ignored ? 0 : l - row[labels[i]!]!);
+          dref.push(
+            ...row.map((v, j) => (ignored ? 0 : 0.5 * (Math.exp(v - l) - (j === labels[i] ? 1 : 0)))),
+          );
+        }
+        expect(relErr(download(dt, loss, rows), lref)).toBeLessThan(tol(dt));
+        const d = poisoned(dt, rows * V);
+        cpu.crossEntropyBackward(dt, d, lp, lse, lab, rows, V, -100, 0.5);
+        expect(relErr(download(dt, d, rows * V), dref)).toBeLessThan(tol(dt) * 10);
+      });
+    }
+  }
+});
+
+describe("attention (varlen, ALiBi, key bias, packed qkv)", () => {
+  for (const dt of FLOATS) {
+    it(`forward + backward vs JS reference dtype=${dt}`, () => {
+      const r = rng(123 + dt);
+      const seqs = [1, 7, 300];
+      const T = seqs.reduce((a, b) => a + b, 0);
+      const NH = 2;
+      const HS = 5;
+      const stride = 3 * NH * HS;
+      const cu = [0];
+      for (const s of seqs) cu.push(cu[cu.length - 1]! + s);
+      const qkv = asStored(dt, randn(T * stride, r));
+      const slopes = [0.5, 0.125];
+      const keyBias = Array.from({ length: T }, (_, j) => (j % 5 === 4 ? -10000 : 0));
+      const scale = 1 / Math.sqrt(HS);
+      const dout = asStored(dt, randn(T * NH * HS, r));
+      const base = upload(dt, qkv);
+      const bytes = dt === F64 ? 8 : 4;
+      const q = base;
+      const k = base + NH * HS * bytes;
+      const v = base + 2 * NH * HS * bytes;
+      const out = poisoned(dt, T * NH * HS);
+      const lse = poisoned(dt, NH * T);
+      const cuP = upload(I32, cu);
+      const slP = upload(F32, slopes);
+      const kbP = upload(F32, keyBias);
+      cpu.attentionForward(dt, out, lse, q, k, v, stride, cuP, seqs.length, T, NH, HS, 300, slP, kbP, scale);
+      const dqkv = poisoned(dt, T * stride);
+      cpu.fill(dt, dqkv, T * stride, 0);
+      const dq = dqkv;
+      const dk = dqkv + NH * HS * bytes;
+      const dv = dqkv + 2 * NH * HS * bytes;
+      cpu.attentionBackward(
+        dt,
+        dq,
+        dk,
+        dv,
+        upload(dt, dout),
+        out,
+        lse,
+        q,
+        k,
+        v,
+        stride,
+        cuP,
+        seqs.length,
+        T,
+        NH,
+        HS,
+        300,
+        slP,
+        kbP,
+        scale,
+      );
+      const Q = (t: number, h: number, e: number) => qkv[t * stride + h * HS + e]!;
+      const K = (t: number, h: number, e: number) => qkv[t * stride + NH * HS + h * HS + e]!;
+      const Vv = (t: number, h: number, e: number) => qkv[t * stride + 2 * NH * HS + h * HS + e]!;
+      const oRef = new Float64Array(T * NH * HS);
+      const dRef = new Float64Array(T * stride);
+      for (let b = 0; b < seqs.length; b++) {
+        const s0 = cu[b]!;
+        const S = seqs[b]!;
+        for (let h = 0; h < NH; h++) {
+          const P: number[][] = [];
+          for (let i = 0; i < S; i++) {
+            const sc: number[] = [];
+            for (let j = 0; j < S; j++) {
+              let d = 0;
+              for (let e = 0; e < HS; e++) d += Q(s0 + i, h, e) * K(s0 + j, h, e);
+              sc.push(scale * d - slopes[h]! * Math.abs(i - j) + keyBias[s0 + j]!);
+            }
+            const m = Math.max(...sc);
+            const z = sc.reduce((a, x) => a + Math.exp(x - m), 0);
+            P.push(sc.map((x) => Math.exp(x - m) / z));
+          }
+          for (let i = 0; i < S; i++) {
+            const doi = (e: number) => dout[((s0 + i) * NH + h) * HS + e]!;
+            let D = 0;
+            for (let e = 0; e < HS; e++) {
+              let o = 0;
+              for (let j = 0; j < S; j++) o += P[i]![j]! * Vv(s0 + j, h, e);
+              oRef[((s0 + i) * NH + h) * HS + e] = o;
+              D += doi(e) * o;
+            }
+            for (let j = 0; j < S; j++) {
+              let dp = 0;
+              for (let e = 0; e < HS; e++) dp += doi(e) * Vv(s0 + j, h, e);
+              const ds = P[i]![j]! * (dp - D) * scale;
+              for (let e = 0; e < HS; e++) {
+                dRef[(s0 + i) * stride + h * HS + e]! += ds * K(s0 + j, h, e);
+                dRef[(s0 + j) * stride + NH * HS + h * HS + e]! += ds * Q(s0 + i, h, e);
+                dRef[(s0 + j) * stride + 2 * NH * HS + h * HS + e]! += P[i]![j]! * doi(e);
+              }
+            }
+          }
+        }
+      }
+      expect(relErr(download(dt, out, T * NH * HS), oRef)).toBeLessThan(tol(dt) * 10);
+      expect(relErr(download(dt, dqkv, T * stride), dRef)).toBeLessThan(tol(dt) * 100);
+    });
+  }
+});
+
+describe("randomness and dropout (Philox4x32-10)", () => {
+  it("matches the Random123 known-answer vector", () => {
+    // philox4x32_10(ctr = 0, key = 0): first word 0x6627e8d5; word0 >> 8 scaled by 2^-24.
+    const out = poisoned(F64, 1);
+    cpu.randUniform(F64, out, 1, 0, 0, 0, 1);
+    expect(download(F64, out, 1)[0]).toBe((0x6627e8d5 >>> 8) / 2 ** 24);
+  });
+  for (const dt of FLOATS) {
+    it(`uniform/normal moments and stream offsets dtype=${dt}`, () => {
+      const n = 20000;
+      const u = poisoned(dt, n);
+      cpu.randUniform(dt, u, n, 42, 0, -1, 3);
+      const uv = download(dt, u, n);
+      const mean = uv.reduce((a, v) => a + v, 0) / n;
+      expect(Math.abs(mean - 1)).toBeLessThan(0.05);
+      expect(Math.min(...uv)).toBeGreaterThanOrEqual(-1);
+      expect(Math.max(...uv)).toBeLessThan(3);
+      const tail = poisoned(dt, 10);
+      cpu.randUniform(dt, tail, 10, 42, 100, -1, 3);
+      expect(Array.from(download(dt, tail, 10))).toEqual(Array.from(uv.subarray(100, 110)));
+      const z = poisoned(dt, n);
+      cpu.randNormal(dt, z, n, 7, 0, 2, 0.5);
+      const zv = download(dt, z, n);
+      const zm = zv.reduce((a, v) => a + v, 0) / n;
+      const zs = Math.sqrt(zv.reduce((a, v) => a + (v - zm) ** 2, 0) / n);
+      expect(Math.abs(zm - 2)).toBeLessThan(0.02);
+      expect(Math.abs(zs - 0.5)).toBeLessThan(0.02);
+    });
+    it(`dropout mask equals u < p and backward reuses it dtype=${dt}`, () => {
+      const n = 1000;
+      const p = 0.3;
+      const u = poisoned(dt, n);
+      cpu.randUniform(dt, u, n, 9, 5, 0, 1);
+      const uv = download(dt, u, n);
+      const ones = upload(dt, new Array(n).fill(1));
+      const out = poisoned(dt, n);
+      cpu.dropoutForward(dt, out, ones, n, p, 9, 5);
+      const dx = poisoned(dt, n);
+      cpu.dropoutBackward(dt, dx, ones, n, p, 9, 5);
+      const ov = download(dt, out, n);
+      const scale = dt === F32 ? Math.fround(1 / Math.fround(1 - Math.fround(p))) : 1 / (1 - p);
+      for (let i = 0; i < n; i++) expect(ov[i]).toBeCloseTo(uv[i]! < p ? 0 : scale, 6);
+      expect(Array.from(download(dt, dx, n))).toEqual(Array.from(ov));
+    });
+  }
+});
+
+describe("adamw", () => {
+  for (const dt of FLOATS) {
+    it(`matches the formula over 3 steps dtype=${dt}`, () => {
+      const r = rng(8 + dt);
+      for (const n of [0, ...SIZES]) {
+        const p0 = asStored(dt, randn(n, r));
+        const param = upload(dt, p0);
+        const m = upload(dt, new Array(n).fill(0));
+        const v = upload(dt, new Array(n).fill(0));
+        const copy = poisoned(F32, n);
+        const ref = Array.from(p0);
+        const mr = new Array(n).fill(0);
+        const vr = new Array(n).fill(0);
+        const [lr, b1, b2, eps, wd, gs] = [1e-3, 0.9, 0.98, 1e-6, 1e-5, 0.5];
+        for (let step = 1; step <= 3; step++) {
+          const g = asStored(dt, randn(n, r));
+          cpu.adamw(dt, dt, param, upload(dt, g), m, v, n, lr, b1, b2, eps, wd, step, gs, F32, copy);
+          for (let i = 0; i < n; i++) {
+            const gi = g[i]! * gs;
+            ref[i]! *= 1 - wd;
+            mr[i] = b1 * mr[i] + (1 - b1) * gi;
+            vr[i] = b2 * vr[i] + (1 - b2) * gi * gi;
+            ref[i]! -= ((lr / (1 - b1 ** step)) * mr[i]) / (Math.sqrt(vr[i] / (1 - b2 ** step)) + eps);
+          }
+        }
+        expect(relErr(download(dt, param, n), ref)).toBeLessThan(tol(dt) * 10);
+        expect(relErr(download(F32, copy, n), asStored(F32, ref))).toBeLessThan(2e-5);
+      }
+    });
+  }
+});
