@@ -61,3 +61,31 @@ export type {
   Precision,
   TrainableModel,
 } from "./types.js";
+export { CheckpointSaver, type CheckpointSaverOptions } from "./callbacks/checkpoint-saver.js";
+export {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  type CheckpointManifest,
+  type LoadOptions,
+  type SaveOptions,
+  checkpointName,
+  latestCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+  validateCheckpoint,
+} from "./checkpoint.js";
+export {
+  AdamW,
+  DecoupledAdamW,
+  type NamedParams,
+  type ParamGroupSpec,
+  SGD,
+  buildOptimizer,
+  clipScale,
+  decayGroups,
+  gradNorm,
+} from "./optim.js";
+export { Trainer, type TrainerOptions } from "./trainer.js";
+export { ArrayDataLoader, type ArrayDataLoaderOptions, arrayDataSpec } from "./array-data.js";

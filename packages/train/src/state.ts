@@ -2,6 +2,7 @@
  * Everything the training loop knows, handed to every callback and
  * algorithm. Rank and world size live here; nothing assumes one process.
  */
+import type { Algorithm, Callback } from "./callback.js";
 import type { Metric } from "./metrics.js";
 import type { Scheduler } from "./schedulers.js";
 import { type Time, Timestamp, fractionOf } from "./time.js";
@@ -21,6 +22,9 @@ export class State {
   schedulers: Scheduler[] = [];
   trainData?: DataSpec;
   evaluators: Evaluator[] = [];
+  /** Every callback and logger destination, in firing order (saved in checkpoints). */
+  callbacks: Callback[] = [];
+  algorithms: Algorithm[] = [];
   /** Microbatch size in samples (after 'auto' has settled). */
   deviceTrainMicrobatchSize?: number;
   /** True while 'auto' microbatching may still halve on an out-of-memory error. */

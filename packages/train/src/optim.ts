@@ -1,0 +1,427 @@
+/**
+ * Optimizers over @mbert/tensor parameters, updating each parameter's
+ * buffers in place through the backend's raw kernels:
+ *
+ * - `DecoupledAdamW` (Composer): weight decay multiplies the parameter by
+ *   1 - (lr / initialLr) * weightDecay, so the decay follows the schedule
+ *   but is not scaled by the LR itself.
+ * - `AdamW` (torch): the parameter is multiplied by 1 - lr * weightDecay.
+ * - `SGD` with optional momentum and (coupled, torch-style) weight decay.
+ *
+ * Both Adam variants run the fused `adamw` kernel on (param, grad, m, v),
+ * and, when the parameter carries a bf16 copy (`lowp`), rewrite it too.
+ * `step({ gradScale })` multiplies every gradient first, which is how
+ * clipping by global norm is applied without touching the gradients.
+ */
+import { type Parameter, type Tensor, backend, dtypeCode, keep, zeros } from "@mbert/tensor";
+import { TrainerConfigError } from "./errors.js";
+import type { Optimizer, OptimizerState, ParamGroup } from "./types.js";
+
+export type NamedParams = Iterable<[string, Parameter]>;
+
+/** A group as given by the user: its parameters and any options that differ from the defaults. */
+export interface ParamGroupSpec {
+  params: NamedParams;
+  lr?: number;
+  weightDecay?: number;
+}
+
+interface AdamOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+function isGroupSpecs(p: NamedParams | ParamGroupSpec[]): p is ParamGroupSpec[] {
+  return (
+    Array.isArray(p) && p.length > 0 && !Array.isArray(p[0]) && typeof p[0] === "object" && "params" in p[0]
+  );
+}
+
+function buildGroups(
+  params: NamedParams | ParamGroupSpec[],
+  defaults: { lr: number; weightDecay: number },
+  extra: Record<string, unknown>,
+): ParamGroup[] {
+  const specs = isGroupSpecs(params) ? params : [{ params: params as NamedParams }];
+  const seen = new Set<Parameter>();
+  return specs.map((s, gi) => {
+    const list = [...s.params];
+    for (const [name, p] of list) {
+      if (seen.has(p))
+        throw new TrainerConfigError(`optimizer: parameter ${name} appears in more than one group`);
+      seen.add(p);
+      if (p.dtype !== "float32" && p.dtype !== "float64") {
+        throw new TrainerConfigError(
+          `optimizer: parameter ${name} is ${p.dtype}; master weights must be float32`,
+        );
+      }
+    }
+    if (list.length === 0) throw new TrainerConfigError(`optimizer: group ${gi} has no parameters`);
+    const lr = s.lr ?? defaults.lr;
+    if (!(lr >= 0)) throw new TrainerConfigError(`optimizer: lr must be >= 0, got ${lr}`);
+    return { params: list, lr, initialLr: lr, weightDecay: s.weightDecay ?? defaults.weightDecay, ...extra };
+  });
+}
+
+/**
+ * Two groups by the modules' rule (`Parameter.decay`: false for biases and
+ * LayerNorm): decayed ones get `weightDecay`, the rest 0.
+ */
+export function decayGroups(params: NamedParams, weightDecay: number): ParamGroupSpec[] {
+  const decay: [string, Parameter][] = [];
+  const noDecay: [string, Parameter][] = [];
+  for (const np of params) (np[1].decay ? decay : noDecay).push(np);
+  const groups: ParamGroupSpec[] = [];
+  if (decay.length) groups.push({ params: decay, weightDecay });
+  if (noDecay.length) groups.push({ params: noDecay, weightDecay: 0 });
+  return groups;
+}
+
+/** The global L2 norm of every gradient (missing gradients count as zero). */
+export function gradNorm(params: Iterable<Parameter>): number {
+  let total = 0;
+  const byDevice = new Map<string, { acc: Tensor; first: boolean }>();
+  for (const p of params) {
+    const g = p.grad;
+    if (!g) continue;
+    let slot = byDevice.get(g.device);
+    if (!slot) {
+      slot = {
+        acc: zeros([1], { dtype: g.dtype === "float64" ? "float64" : "float32", device: g.device }),
+        first: true,
+      };
+      byDevice.set(g.device, slot);
+    }
+    const statOk = (g.dtype === "float64") === (slot.acc.dtype === "float64");
+    if (!statOk) throw new TrainerConfigError("gradNorm: float64 and float32 gradients mixed on one device");
+    backend(g.device).sumSquares(dtypeCode(g.dtype), slot.acc.ptr, g.ptr, g.size, !slot.first);
+    slot.first = false;
+  }
+  for (const { acc } of byDevice.values()) {
+    total += acc.item();
+    acc.dispose();
+  }
+  return Math.sqrt(total);
+}
+
+/** Clips gradients to `maxNorm` (global L2); returns the scale to apply (1 when under the limit) and the norm. */
+export function clipScale(params: Iterable<Parameter>, maxNorm: number): { norm: number; scale: number } {
+  const norm = gradNorm(params);
+  const scale = Number.isFinite(norm) && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+  return { norm, scale };
+}
+
+abstract class BaseOptimizer implements Optimizer {
+  abstract readonly name: string;
+  paramGroups: ParamGroup[];
+
+  constructor(
+    params: NamedParams | ParamGroupSpec[],
+    defaults: { lr: number; weightDecay: number },
+    extra: Record<string, unknown>,
+  ) {
+    this.paramGroups = buildGroups(params, defaults, extra);
+  }
+
+  protected *params(): Generator<[string, Parameter, ParamGroup]> {
+    for (const g of this.paramGroups) for (const [n, p] of g.params) yield [n, p as Parameter, g];
+  }
+
+  zeroGrad(): void {
+    for (const [, p] of this.params()) p.zeroGrad();
+  }
+
+  abstract step(opts?: { gradScale?: number }): void;
+  abstract stateDict(): OptimizerState;
+  abstract loadStateDict(state: OptimizerState): void;
+  abstract dispose(): void;
+
+  /** A one-line description per group, for logs: names, LR, weight decay. */
+  describeGroups(): string[] {
+    return this.paramGroups.map(
+      (g, i) =>
+        `${this.name} group${i}: ${g.params.length} tensors, ${g.params.reduce((s, [, p]) => s + p.size, 0)} values, ` +
+        `lr ${g.initialLr}, weight_decay ${g.weightDecay}`,
+    );
+  }
+}
+
+function hostCopy(t: Tensor): Float32Array | Float64Array {
+  return t.data() as Float32Array | Float64Array;
+}
+
+function upload(t: Tensor, data: Float32Array | Float64Array, name: string): void {
+  if (data.length !== t.size) {
+    throw new TrainerConfigError(`optimizer state ${name}: ${data.length} values, parameter has ${t.size}`);
+  }
+  const want = t.dtype === "float64" ? Float64Array : Float32Array;
+  const src = data instanceof want ? data : want.from(data);
+  backend(t.device).upload(t.ptr, 0, src);
+}
+
+/** The shared Adam machinery; subclasses choose the decay factor. */
+abstract class AdamBase extends BaseOptimizer {
+  readonly betas: [number, number];
+  readonly eps: number;
+  private readonly moments = new Map<Parameter, { m: Tensor; v: Tensor; step: number }>();
+
+  constructor(params: NamedParams | ParamGroupSpec[], opts: AdamOptions, defaultWd: number) {
+    super(params, { lr: opts.lr ?? 1e-3, weightDecay: opts.weightDecay ?? defaultWd }, {});
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    const [b1, b2] = this.betas;
+    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) {
+      throw new TrainerConfigError(`${new.target.name}: betas must be in [0, 1), got [${b1}, ${b2}]`);
+    }
+  }
+
+  protected abstract decayFactor(group: ParamGroup): number;
+
+  private slot(p: Parameter): { m: Tensor; v: Tensor; step: number } {
+    let s = this.moments.get(p);
+    if (!s) {
+      const opts = { dtype: p.dtype, device: p.device };
+      s = { m: keep(zeros(p.shape as number[], opts)), v: keep(zeros(p.shape as number[], opts)), step: 0 };
+      this.moments.set(p, s);
+    }
+    return s;
+  }
+
+  step(opts: { gradScale?: number } = {}): void {
+    const gradScale = opts.gradScale ?? 1;
+    const [b1, b2] = this.betas;
+    for (const [, p, group] of this.params()) {
+      const g = p.grad;
+      if (!g) continue; // no gradient this step (unused parameter): no update, like torch
+      const s = this.slot(p);
+      s.step++;
+      const copy = p.lowp;
+      backend(p.device).adamw(
+        dtypeCode(p.dtype),
+        dtypeCode(g.dtype),
+        p.ptr,
+        g.ptr,
+        s.m.ptr,
+        s.v.ptr,
+        p.size,
+        group.lr,
+        b1,
+        b2,
+        this.eps,
+        this.decayFactor(group),
+        s.step,
+        gradScale,
+        copy ? dtypeCode(copy.dtype) : 0,
+        copy ? copy.ptr : 0,
+      );
+    }
+  }
+
+  stateDict(): OptimizerState {
+    const tensors: OptimizerState["tensors"] = {};
+    const steps: Record<string, number> = {};
+    for (const [name, p] of this.params()) {
+      const s = this.moments.get(p);
+      if (!s) continue;
+      tensors[`${name}.exp_avg`] = { shape: [...p.shape], data: hostCopy(s.m) };
+      tensors[`${name}.exp_avg_sq`] = { shape: [...p.shape], data: hostCopy(s.v) };
+      steps[name] = s.step;
+    }
+    return {
+      name: this.name,
+      meta: {
+        betas: this.betas,
+        eps: this.eps,
+        steps,
+        groups: this.paramGroups.map((g) => ({
+          lr: g.lr,
+          initialLr: g.initialLr,
+          weightDecay: g.weightDecay,
+        })),
+      },
+      tensors,
+    };
+  }
+
+  loadStateDict(state: OptimizerState): void {
+    if (state.name !== this.name) {
+      throw new TrainerConfigError(`optimizer state is for ${state.name}, this optimizer is ${this.name}`);
+    }
+    const steps = (state.meta.steps ?? {}) as Record<string, number>;
+    const groups = (state.meta.groups ?? []) as { lr: number; initialLr: number; weightDecay: number }[];
+    groups.forEach((g, i) => {
+      const mine = this.paramGroups[i];
+      if (mine) {
+        mine.lr = g.lr;
+        mine.initialLr = g.initialLr;
+      }
+    });
+    for (const [name, p] of this.params()) {
+      const m = state.tensors[`${name}.exp_avg`];
+      const v = state.tensors[`${name}.exp_avg_sq`];
+      if (!m || !v) continue;
+      const s = this.slot(p);
+      upload(s.m, m.data, `${name}.exp_avg`);
+      upload(s.v, v.data, `${name}.exp_avg_sq`);
+      s.step = steps[name] ?? 0;
+    }
+  }
+
+  dispose(): void {
+    for (const s of this.moments.values()) {
+      s.m.dispose();
+      s.v.dispose();
+    }
+    this.moments.clear();
+  }
+}
+
+/** Composer's DecoupledAdamW. Defaults as Composer: lr 1e-3, betas (0.9, 0.95), eps 1e-8, weightDecay 1e-5. */
+export class DecoupledAdamW extends AdamBase {
+  readonly name = "DecoupledAdamW";
+  constructor(params: NamedParams | ParamGroupSpec[], opts: AdamOptions = {}) {
+    super(params, { betas: [0.9, 0.95], ...opts }, 1e-5);
+  }
+  protected decayFactor(g: ParamGroup): number {
+    if (g.weightDecay === 0) return 0;
+    const ratio = g.initialLr !== 0 ? g.lr / g.initialLr : 1;
+    return ratio * g.weightDecay;
+  }
+}
+
+/** torch.optim.AdamW. Defaults as torch: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weightDecay 1e-2. */
+export class AdamW extends AdamBase {
+  readonly name = "AdamW";
+  constructor(params: NamedParams | ParamGroupSpec[], opts: AdamOptions = {}) {
+    super(params, opts, 1e-2);
+  }
+  protected decayFactor(g: ParamGroup): number {
+    return g.lr * g.weightDecay;
+  }
+}
+
+/** torch.optim.SGD: g += wd * p; buf = momentum * buf + g (buf = g on the first step); p -= lr * buf. */
+export class SGD extends BaseOptimizer {
+  readonly name = "SGD";
+  readonly momentum: number;
+  private readonly buffers = new Map<Parameter, Tensor>();
+
+  constructor(
+    params: NamedParams | ParamGroupSpec[],
+    opts: { lr: number; momentum?: number; weightDecay?: number },
+  ) {
+    super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 }, {});
+    this.momentum = opts.momentum ?? 0;
+  }
+
+  step(opts: { gradScale?: number } = {}): void {
+    const gradScale = opts.gradScale ?? 1;
+    for (const [, p, group] of this.params()) {
+      const g = p.grad;
+      if (!g) continue;
+      const k = backend(p.device);
+      const dt = dtypeCode(p.dtype);
+      // d = gradScale * g (+ wd * p), in a scratch buffer of the param's dtype
+      const d = zeros(p.shape as number[], { dtype: p.dtype, device: p.device });
+      k.cast(dt, d.ptr, dtypeCode(g.dtype), g.ptr, p.size);
+      if (gradScale !== 1) k.unary(UNARY_AFFINE, dt, d.ptr, d.ptr, p.size, gradScale, 0);
+      if (group.weightDecay !== 0) axpy(p, d, group.weightDecay, p);
+      let dir = d;
+      if (this.momentum !== 0) {
+        let buf = this.buffers.get(p);
+        if (!buf) {
+          buf = keep(zeros(p.shape as number[], { dtype: p.dtype, device: p.device }));
+          k.copy(buf.ptr, 0, d.ptr, 0, p.size * (p.dtype === "float64" ? 8 : 4));
+          this.buffers.set(p, buf);
+        } else {
+          k.unary(UNARY_AFFINE, dt, buf.ptr, buf.ptr, p.size, this.momentum, 0);
+          axpy(d, buf, 1, buf);
+        }
+        dir = buf;
+      }
+      axpy(dir, p, -group.lr, p);
+      if (p.lowp) k.cast(dtypeCode(p.lowp.dtype), p.lowp.ptr, dt, p.ptr, p.size);
+      d.dispose();
+    }
+  }
+
+  stateDict(): OptimizerState {
+    const tensors: OptimizerState["tensors"] = {};
+    for (const [name, p] of this.params()) {
+      const b = this.buffers.get(p);
+      if (b) tensors[`${name}.momentum_buffer`] = { shape: [...p.shape], data: hostCopy(b) };
+    }
+    return {
+      name: this.name,
+      meta: {
+        momentum: this.momentum,
+        groups: this.paramGroups.map((g) => ({ lr: g.lr, initialLr: g.initialLr })),
+      },
+      tensors,
+    };
+  }
+
+  loadStateDict(state: OptimizerState): void {
+    if (state.name !== this.name) {
+      throw new TrainerConfigError(`optimizer state is for ${state.name}, this optimizer is ${this.name}`);
+    }
+    for (const [name, p] of this.params()) {
+      const b = state.tensors[`${name}.momentum_buffer`];
+      if (!b) continue;
+      let buf = this.buffers.get(p);
+      if (!buf) {
+        buf = keep(zeros(p.shape as number[], { dtype: p.dtype, device: p.device }));
+        this.buffers.set(p, buf);
+      }
+      upload(buf, b.data, `${name}.momentum_buffer`);
+    }
+  }
+
+  dispose(): void {
+    for (const b of this.buffers.values()) b.dispose();
+    this.buffers.clear();
+  }
+}
+
+const UNARY_AFFINE = 9; // UNARY.affine in the kernel contract: alpha * x + beta
+const BINARY_ADD = 0;
+
+/** out = y + a * x (all contiguous, same shape and dtype). */
+function axpy(x: Tensor, y: Tensor, a: number, out: Tensor): void {
+  const k = backend(x.device);
+  const dt = dtypeCode(x.dtype);
+  const tmp = zeros(x.shape as number[], { dtype: x.dtype, device: x.device });
+  k.unary(UNARY_AFFINE, dt, tmp.ptr, x.ptr, x.size, a, 0);
+  k.binary(BINARY_ADD, dt, out.ptr, y.ptr, tmp.ptr, [x.size], [1], [1]);
+  tmp.dispose();
+}
+
+/** Builds an optimizer from its recipe name (`decoupled_adamw`, `adamw`, `sgd`). */
+export function buildOptimizer(
+  name: string,
+  params: NamedParams | ParamGroupSpec[],
+  args: { lr: number; betas?: [number, number]; eps?: number; weight_decay?: number; momentum?: number },
+): Optimizer {
+  switch (name) {
+    case "decoupled_adamw":
+      return new DecoupledAdamW(params, {
+        lr: args.lr,
+        betas: args.betas,
+        eps: args.eps,
+        weightDecay: args.weight_decay,
+      });
+    case "adamw":
+      return new AdamW(params, {
+        lr: args.lr,
+        betas: args.betas,
+        eps: args.eps,
+        weightDecay: args.weight_decay,
+      });
+    case "sgd":
+      return new SGD(params, { lr: args.lr, momentum: args.momentum, weightDecay: args.weight_decay });
+    default:
+      throw new TrainerConfigError(`unknown optimizer '${name}'; expected decoupled_adamw, adamw or sgd`);
+  }
+}

@@ -1,0 +1,551 @@
+/**
+ * The training loop, after Composer's Trainer: `new Trainer({...}).fit()`
+ * runs until maxDuration, firing events in Composer's order, with gradient
+ * accumulation over microbatches, LR schedules, gradient clipping,
+ * evaluation at an interval, checkpoints and resumption.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { type Parameter, cudaAvailable, defaultGenerator, manualSeed, noGrad, tidy } from "@mbert/tensor";
+import { type Algorithm, type Callback, fireEvent } from "./callback.js";
+import { CheckpointSaver } from "./callbacks/checkpoint-saver.js";
+import { latestCheckpoint, loadCheckpoint, validateCheckpoint } from "./checkpoint.js";
+import { NonFiniteLossError, TrainerConfigError } from "./errors.js";
+import { Event } from "./events.js";
+import { Logger, type LoggerDestination } from "./logger.js";
+import { ConsoleLogger } from "./loggers/console.js";
+import { ProgressBarLogger } from "./loggers/progress.js";
+import type { Metric } from "./metrics.js";
+import { clipScale } from "./optim.js";
+import { type ScheduleContext, type Scheduler, combinedFactor } from "./schedulers.js";
+import { State } from "./state.js";
+import { Time, reached, resolveTime } from "./time.js";
+import type { DataSpec, Evaluator, LossLike, Optimizer, Precision, TrainableModel } from "./types.js";
+
+export interface TrainerOptions {
+  model: TrainableModel;
+  trainDataloader?: DataSpec;
+  /** Evaluators, or a bare DataSpec (labelled 'eval'). */
+  evalDataloader?: DataSpec | Evaluator | Evaluator[];
+  /** How often to evaluate: a time string ('1ep', '500ba', '0.1dur') or batches. Default '1ep'. */
+  evalInterval?: Time | string | number;
+  evalSubsetNumBatches?: number;
+  optimizers?: Optimizer | Optimizer[];
+  schedulers?: Scheduler | Scheduler[];
+  maxDuration?: Time | string | number;
+  /** Samples per microbatch; 'auto' halves it on an out-of-memory error and retries the batch. */
+  deviceTrainMicrobatchSize?: number | "auto";
+  precision?: Precision;
+  device?: "cpu" | "cuda";
+  callbacks?: Callback[];
+  loggers?: LoggerDestination[];
+  algorithms?: Algorithm[];
+  seed?: number;
+  runName?: string;
+  /** Folder for this run (created); checkpoints default to `<runDir>/checkpoints`. */
+  runDir?: string;
+  saveFolder?: string;
+  saveInterval?: Time | string | number;
+  saveNumCheckpointsToKeep?: number;
+  saveOverwrite?: boolean;
+  /** A checkpoint folder to start from (full state, or weights only with loadWeightsOnly). */
+  loadPath?: string;
+  loadWeightsOnly?: boolean;
+  loadIgnoreKeys?: string[];
+  loadStrict?: boolean;
+  /** Resume from `<saveFolder>/latest` when it exists (requires saveFolder and runName). */
+  autoresume?: boolean;
+  progressBar?: boolean;
+  logToConsole?: boolean;
+  consoleLogInterval?: Time | string | number;
+  /** Clip gradients to this global L2 norm. */
+  gradClipNorm?: number;
+  /** 'error' (default) stops with NonFiniteLossError naming the step; 'skip' drops the update. */
+  nonFiniteLoss?: "error" | "skip";
+  rank?: number;
+  worldSize?: number;
+  /** Compute the model's train metrics on every microbatch (default false). */
+  computeTrainingMetrics?: boolean;
+}
+
+function isOutOfMemory(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const code = (e as { code?: string }).code;
+  return code === "OutOfMemory" || /out of memory|OutOfMemory/i.test(e.message);
+}
+
+type AnyIterator<B> = Iterator<B> | AsyncIterator<B>;
+
+function iterate<B>(loader: DataSpec<B>["dataloader"]): AnyIterator<B> {
+  const l = loader as unknown as Partial<AsyncIterable<B> & Iterable<B>>;
+  if (typeof l[Symbol.asyncIterator] === "function") return l[Symbol.asyncIterator]!();
+  if (typeof l[Symbol.iterator] === "function") return l[Symbol.iterator]!();
+  throw new TrainerConfigError("dataloader: expected an iterable or async iterable of batches");
+}
+
+function batchesPerEpoch(spec: DataSpec): number | undefined {
+  const l =
+    spec.length ??
+    spec.dataloader.length ??
+    (spec.dataloader as { batchesPerEpoch?: number }).batchesPerEpoch;
+  return typeof l === "number" ? l : undefined;
+}
+
+export class Trainer {
+  readonly state: State;
+  readonly logger: Logger;
+  readonly evalInterval: Time;
+  private readonly opts: TrainerOptions;
+  private readonly callbacks: Callback[];
+  private readonly algorithms: Algorithm[];
+  private readonly autoMicrobatch: boolean;
+  private initialized = false;
+  private lastEvalMark = 0;
+  readonly checkpointSaver?: CheckpointSaver;
+  private closed = false;
+
+  constructor(opts: TrainerOptions) {
+    this.opts = opts;
+    const device = opts.device ?? (cudaAvailable() ? "cuda" : "cpu");
+    const precision = opts.precision ?? (device === "cuda" ? "amp_bf16" : "fp32");
+    if (precision === "amp_bf16" && device === "cpu") {
+      throw new TrainerConfigError("precision 'amp_bf16' needs a cuda device; use 'fp32' on the CPU");
+    }
+    const seed = opts.seed ?? 17;
+    manualSeed(seed);
+    this.state = new State({
+      model: opts.model,
+      runName: opts.runName ?? `run-${new Date().toISOString().replace(/[:.]/g, "-")}`,
+      seed,
+      device,
+      precision,
+      rank: opts.rank,
+      worldSize: opts.worldSize,
+    });
+    const st = this.state;
+    st.runDir = opts.runDir;
+    if (opts.runDir) fs.mkdirSync(opts.runDir, { recursive: true });
+    st.optimizers =
+      opts.optimizers === undefined
+        ? []
+        : Array.isArray(opts.optimizers)
+          ? opts.optimizers
+          : [opts.optimizers];
+    st.schedulers =
+      opts.schedulers === undefined
+        ? []
+        : Array.isArray(opts.schedulers)
+          ? opts.schedulers
+          : [opts.schedulers];
+    st.trainData = opts.trainDataloader;
+    if (opts.maxDuration !== undefined) {
+      st.maxDuration = Time.from(opts.maxDuration, "ba");
+      if (st.maxDuration.unit === "dur") {
+        throw new TrainerConfigError(
+          `maxDuration: got '${opts.maxDuration}'; expected ep, ba, sp or tok (not dur)`,
+        );
+      }
+      if (st.maxDuration.value <= 0)
+        throw new TrainerConfigError(`maxDuration: got '${opts.maxDuration}'; expected > 0`);
+    }
+    const ev = opts.evalDataloader;
+    st.evaluators =
+      ev === undefined
+        ? []
+        : Array.isArray(ev)
+          ? ev
+          : "dataloader" in ev
+            ? [{ label: "eval", data: ev as DataSpec }]
+            : [ev as Evaluator];
+    this.evalInterval = Time.from(opts.evalInterval ?? "1ep", "ba");
+    const mb = opts.deviceTrainMicrobatchSize;
+    this.autoMicrobatch = mb === "auto";
+    if (typeof mb === "number") {
+      if (!Number.isInteger(mb) || mb < 1) {
+        throw new TrainerConfigError(
+          `deviceTrainMicrobatchSize: got ${mb}; expected a positive integer or 'auto'`,
+        );
+      }
+      st.deviceTrainMicrobatchSize = mb;
+    }
+    st.autoMicrobatching = this.autoMicrobatch;
+    if (opts.gradClipNorm !== undefined && !(opts.gradClipNorm > 0)) {
+      throw new TrainerConfigError(`gradClipNorm: got ${opts.gradClipNorm}; expected a number > 0`);
+    }
+
+    const destinations: LoggerDestination[] = [...(opts.loggers ?? [])];
+    if (opts.progressBar) destinations.push(new ProgressBarLogger());
+    if (opts.logToConsole)
+      destinations.push(new ConsoleLogger({ logInterval: opts.consoleLogInterval ?? "1ba" }));
+    this.callbacks = [...(opts.callbacks ?? []), ...destinations];
+    const saveFolder =
+      opts.saveFolder ??
+      (opts.runDir && opts.saveInterval ? path.join(opts.runDir, "checkpoints") : undefined);
+    if (saveFolder) {
+      this.checkpointSaver = new CheckpointSaver({
+        folder: saveFolder,
+        saveInterval: opts.saveInterval,
+        numCheckpointsToKeep: opts.saveNumCheckpointsToKeep,
+        overwrite: opts.saveOverwrite,
+      });
+      this.callbacks.push(this.checkpointSaver);
+    }
+    if (opts.autoresume && !saveFolder) {
+      throw new TrainerConfigError("autoresume needs saveFolder (where to look for the latest checkpoint)");
+    }
+    this.algorithms = opts.algorithms ?? [];
+    st.callbacks = this.callbacks;
+    st.algorithms = this.algorithms;
+    this.logger = new Logger(destinations, st);
+    st.trainMetrics = opts.computeTrainingMetrics ? opts.model.getMetrics(true) : {};
+  }
+
+  private fire(event: Event): void {
+    fireEvent(event, this.state, this.logger, this.algorithms, this.callbacks);
+  }
+
+  private scheduleContext(): ScheduleContext {
+    const st = this.state;
+    if (!st.maxDuration) throw new TrainerConfigError("maxDuration is required to train");
+    return {
+      maxDuration: st.maxDuration,
+      batchesPerEpoch: st.trainData ? batchesPerEpoch(st.trainData) : undefined,
+    };
+  }
+
+  /** INIT, BEFORE_LOAD, load/autoresume, AFTER_LOAD: once, on the first fit() or eval(). */
+  private initialize(): void {
+    if (this.initialized) return;
+    this.initialized = true;
+    const st = this.state;
+    this.fire(Event.INIT);
+    this.fire(Event.BEFORE_LOAD);
+    let loadPath = this.opts.loadPath;
+    let weightsOnly = this.opts.loadWeightsOnly ?? false;
+    if (this.opts.autoresume && this.checkpointSaver) {
+      const latest = latestCheckpoint(this.checkpointSaver.folder);
+      if (latest !== undefined) {
+        loadPath = latest;
+        weightsOnly = false;
+      }
+    }
+    if (loadPath) {
+      loadCheckpoint(loadPath, st, {
+        weightsOnly,
+        ignoreKeys: this.opts.loadIgnoreKeys,
+        strict: this.opts.loadStrict,
+      });
+      this.logger.logText(
+        `loaded ${weightsOnly ? "weights from " : ""}checkpoint ${loadPath} ${st.timestamp}`,
+      );
+    }
+    this.fire(Event.AFTER_LOAD);
+    this.logger.logHyperparameters({
+      run_name: st.runName,
+      seed: st.seed,
+      device: st.device,
+      precision: st.precision,
+      max_duration: st.maxDuration?.toString(),
+      device_train_microbatch_size: this.opts.deviceTrainMicrobatchSize ?? null,
+      rank: st.rank,
+      world_size: st.worldSize,
+    });
+  }
+
+  private isDone(): boolean {
+    const st = this.state;
+    return st.maxDuration !== undefined && reached(st.timestamp, st.maxDuration);
+  }
+
+  /** Trains until maxDuration (or until a callback calls state.stopTraining()). */
+  async fit(): Promise<State> {
+    const st = this.state;
+    if (!st.trainData) throw new TrainerConfigError("fit: no trainDataloader was given");
+    if (!st.maxDuration) throw new TrainerConfigError("fit: maxDuration is required");
+    if (st.optimizers.length === 0) throw new TrainerConfigError("fit: no optimizer was given");
+    this.initialize();
+    const spec = st.trainData;
+    this.lastEvalMark = this.evalMark();
+    st.clearStop();
+    try {
+      this.fire(Event.FIT_START);
+      st.model.module.train();
+      while (!this.isDone() && !st.stopRequestedFlag) {
+        this.fire(Event.EPOCH_START);
+        if (st.timestamp.batchInEpoch === 0) spec.dataloader.setEpoch?.(st.timestamp.epoch);
+        const it = iterate(spec.dataloader);
+        let exhausted = false;
+        while (!this.isDone() && !st.stopRequestedFlag) {
+          this.fire(Event.BEFORE_DATALOADER);
+          const r = await it.next();
+          if (r.done) {
+            exhausted = true;
+            break;
+          }
+          st.batch = r.value;
+          this.fire(Event.AFTER_DATALOADER);
+          await this.trainBatch(spec);
+          spec.disposeBatch?.(st.batch);
+          st.batch = undefined;
+        }
+        if (!exhausted) {
+          // Stopped mid-epoch (maxDuration or a stop request): close the iterator so the loader can be reused.
+          await it.return?.();
+          if (
+            this.isDone() &&
+            batchesPerEpoch(spec) !== undefined &&
+            st.timestamp.batchInEpoch === batchesPerEpoch(spec)
+          ) {
+            exhausted = true;
+          }
+        }
+        if (exhausted) {
+          if (st.timestamp.batchInEpoch === 0 && !this.isDone()) {
+            throw new TrainerConfigError(
+              "the train dataloader yielded no batches in an epoch (too few samples for one batch?)",
+            );
+          }
+          st.timestamp = st.timestamp.afterEpoch();
+          this.fire(Event.EPOCH_END);
+          if (this.evalDue("ep")) await this.runAllEvals();
+          this.fire(Event.EPOCH_CHECKPOINT);
+        }
+      }
+      this.fire(Event.FIT_END);
+    } finally {
+      this.close();
+    }
+    return st;
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const cb of this.callbacks) cb.close(this.state, this.logger);
+  }
+
+  private evalMark(): number {
+    const st = this.state;
+    let t = this.evalInterval;
+    if (t.unit === "dur") {
+      if (!st.maxDuration) return 0;
+      t = resolveTime(t, st.maxDuration, st.trainData ? batchesPerEpoch(st.trainData) : undefined, {
+        epochsToBatches: true,
+      });
+    }
+    if (t.unit === "dur" || t.value === 0) return 0;
+    return Math.floor(st.timestamp.get(t.unit) / t.value);
+  }
+
+  /** Whether an evaluation is due now; `at` says whether we are at a batch end or an epoch end. */
+  private evalDue(at: "ba" | "ep"): boolean {
+    if (this.state.evaluators.length === 0) return false;
+    const isEpochUnit = this.evalInterval.unit === "ep";
+    if ((at === "ep") !== isEpochUnit) return false;
+    const m = this.evalMark();
+    if (m > this.lastEvalMark) {
+      this.lastEvalMark = m;
+      return true;
+    }
+    return false;
+  }
+
+  private async trainBatch(spec: DataSpec): Promise<void> {
+    const st = this.state;
+    const batch = st.batch;
+    const N = spec.numSamples(batch);
+    st.batchSamples = N;
+    st.batchTokens = spec.numTokens(batch);
+    this.fire(Event.BATCH_START);
+    const t0 = performance.now();
+    this.fire(Event.BEFORE_TRAIN_BATCH);
+    let loss: number;
+    for (;;) {
+      try {
+        loss = this.runMicrobatches(spec, batch, N);
+        break;
+      } catch (e) {
+        const micro = st.deviceTrainMicrobatchSize ?? N;
+        if (this.autoMicrobatch && isOutOfMemory(e) && micro > 1) {
+          for (const opt of st.optimizers) opt.zeroGrad();
+          st.deviceTrainMicrobatchSize = Math.ceil(Math.min(micro, N) / 2);
+          this.logger.logText(
+            `out of memory at microbatch size ${micro}; retrying batch ${st.timestamp.batch + 1} with ${st.deviceTrainMicrobatchSize}`,
+          );
+          continue;
+        }
+        throw e;
+      }
+    }
+    st.lossValue = loss;
+    this.fire(Event.AFTER_TRAIN_BATCH);
+    const stepNumber = st.timestamp.batch + 1;
+    if (!Number.isFinite(loss)) {
+      if ((this.opts.nonFiniteLoss ?? "error") === "error") {
+        for (const opt of st.optimizers) opt.zeroGrad();
+        throw new NonFiniteLossError(stepNumber, loss);
+      }
+      this.logger.logText(`step ${stepNumber}: loss is ${loss}; skipping the update`);
+      for (const opt of st.optimizers) opt.zeroGrad();
+    } else {
+      this.optimizerStep();
+    }
+    if (this.autoMicrobatch && st.deviceTrainMicrobatchSize === undefined) st.deviceTrainMicrobatchSize = N;
+    st.timestamp = st.timestamp.afterBatch(N, st.batchTokens, (performance.now() - t0) / 1000);
+    this.logger.logMetrics({ "loss/train/total": loss });
+    if (Object.keys(st.trainMetrics).length > 0) {
+      const m: Record<string, number> = {};
+      for (const [name, metric] of Object.entries(st.trainMetrics))
+        m[`metrics/train/${name}`] = metric.compute();
+      this.logger.logMetrics(m);
+    }
+    this.fire(Event.BATCH_END);
+    if (this.evalDue("ba")) await this.runAllEvals();
+    this.fire(Event.BATCH_CHECKPOINT);
+  }
+
+  /** Forward, loss and backward over each microbatch; returns the sample-weighted mean loss. */
+  private runMicrobatches(spec: DataSpec, batch: unknown, N: number): number {
+    const st = this.state;
+    const size = st.deviceTrainMicrobatchSize ?? N;
+    const parts = size >= N ? [batch] : spec.splitBatch(batch, size);
+    let total = 0;
+    for (const part of parts) {
+      const n = spec.numSamples(part);
+      st.microbatch = part;
+      const value = tidy(() => {
+        this.fire(Event.BEFORE_FORWARD);
+        const outputs = st.model.forward(part);
+        st.outputs = outputs;
+        this.fire(Event.AFTER_FORWARD);
+        this.fire(Event.BEFORE_LOSS);
+        const loss = st.model.loss(outputs, part);
+        st.loss = loss;
+        this.fire(Event.AFTER_LOSS);
+        // Each microbatch's loss counts by its share of the batch, as Composer scales it.
+        const scaled = n === N ? loss : (loss as unknown as { mul(x: number): LossLike }).mul(n / N);
+        this.fire(Event.BEFORE_BACKWARD);
+        scaled.backward();
+        this.fire(Event.AFTER_BACKWARD);
+        const v = loss.item();
+        for (const metric of Object.values(st.trainMetrics))
+          noGrad(() => st.model.updateMetric(part, outputs, metric));
+        st.model.disposeOutputs?.(outputs);
+        st.outputs = undefined;
+        st.loss = undefined;
+        return v;
+      });
+      total += (value * n) / N;
+      if (parts.length > 1 && part !== batch) spec.disposeBatch?.(part);
+    }
+    st.microbatch = undefined;
+    return total;
+  }
+
+  private optimizerStep(): void {
+    const st = this.state;
+    const factor = combinedFactor(st.schedulers, st.timestamp, this.scheduleContext());
+    st.currentLrs = [];
+    for (const opt of st.optimizers) {
+      for (const g of opt.paramGroups) {
+        g.lr = g.initialLr * factor;
+        st.currentLrs.push(g.lr);
+      }
+    }
+    let gradScale = 1;
+    if (this.opts.gradClipNorm !== undefined) {
+      const params = st.optimizers.flatMap((o) =>
+        o.paramGroups.flatMap((g) => g.params.map(([, p]) => p as Parameter)),
+      );
+      const { norm, scale } = clipScale(params, this.opts.gradClipNorm);
+      st.gradNorm = norm;
+      gradScale = scale;
+    }
+    for (const opt of st.optimizers) {
+      opt.step({ gradScale });
+      opt.zeroGrad();
+    }
+  }
+
+  private async runAllEvals(): Promise<void> {
+    this.fire(Event.EVAL_BEFORE_ALL);
+    for (const ev of this.state.evaluators) await this.evaluate(ev);
+    this.fire(Event.EVAL_AFTER_ALL);
+  }
+
+  /** Evaluates every evaluator now (outside fit), returning metric values per label. */
+  async eval(): Promise<Record<string, Record<string, number>>> {
+    this.initialize();
+    this.fire(Event.EVAL_STANDALONE_START);
+    for (const ev of this.state.evaluators) await this.evaluate(ev);
+    this.fire(Event.EVAL_STANDALONE_END);
+    return this.state.evalMetricValues;
+  }
+
+  /** One evaluation pass of `ev`: EVAL_START ... EVAL_END, metrics logged as `metrics/<label>/<name>`. */
+  async evaluate(ev: Evaluator): Promise<Record<string, number>> {
+    const st = this.state;
+    const model = st.model;
+    const all = model.getMetrics(false);
+    const names = ev.metricNames ?? Object.keys(all);
+    const metrics: Record<string, Metric> = {};
+    for (const n of names) {
+      const m = all[n];
+      if (!m) throw new TrainerConfigError(`evaluator '${ev.label}': the model has no eval metric '${n}'`);
+      m.reset();
+      metrics[n] = m;
+    }
+    const wasTraining = (model.module as { training?: boolean }).training ?? true;
+    model.module.eval();
+    st.currentEvaluator = ev;
+    this.fire(Event.EVAL_START);
+    ev.data.dataloader.setEpoch?.(0);
+    const it = iterate(ev.data.dataloader);
+    const limit = ev.subsetNumBatches ?? this.opts.evalSubsetNumBatches ?? Number.POSITIVE_INFINITY;
+    let seen = 0;
+    const rng = defaultGenerator.getState(); // evaluation draws no training randomness
+    try {
+      while (seen < limit) {
+        const r = await it.next();
+        if (r.done) break;
+        seen++;
+        st.batch = r.value;
+        this.fire(Event.EVAL_BATCH_START);
+        tidy(() =>
+          noGrad(() => {
+            this.fire(Event.EVAL_BEFORE_FORWARD);
+            const out = model.evalForward ? model.evalForward(r.value) : model.forward(r.value);
+            st.outputs = out;
+            this.fire(Event.EVAL_AFTER_FORWARD);
+            for (const m of Object.values(metrics)) model.updateMetric(r.value, out, m);
+            model.disposeOutputs?.(out);
+            st.outputs = undefined;
+          }),
+        );
+        this.fire(Event.EVAL_BATCH_END);
+        ev.data.disposeBatch?.(r.value);
+        st.batch = undefined;
+      }
+      if (seen >= limit) await it.return?.();
+    } finally {
+      defaultGenerator.setState(rng);
+      if (wasTraining) model.module.train();
+    }
+    const values: Record<string, number> = {};
+    const logged: Record<string, number> = {};
+    for (const [n, m] of Object.entries(metrics)) {
+      values[n] = m.compute();
+      logged[`metrics/${ev.label}/${n}`] = values[n];
+    }
+    st.evalMetricValues[ev.label] = values;
+    this.logger.logMetrics(logged);
+    this.fire(Event.EVAL_END);
+    st.currentEvaluator = undefined;
+    return values;
+  }
+
+  /** Checks a checkpoint folder without loading it (throws CheckpointError naming the fault). */
+  static validateCheckpoint(dir: string): void {
+    validateCheckpoint(dir);
+  }
+}
