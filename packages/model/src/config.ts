@@ -326,3 +326,23 @@ export interface ParamCounts {
   embedding: number;
   nonEmbedding: number;
 }
+
+/**
+ * Parameters of a model of `config` with `head`, computed from the sizes (no
+ * allocation): the tied decoder weight counts once, as the word embeddings.
+ */
+export function countParameters(c: BertConfig, head: "mlm" | "classification" | "encoder"): ParamCounts {
+  const C = c.hiddenSize;
+  const I = c.intermediateSize;
+  const embedding =
+    c.vocabSize * C + c.typeVocabSize * C + (c.family === "bert" ? c.maxPositionEmbeddings * C : 0);
+  const attention = 3 * C * C + 3 * C + C * C + C + 2 * C; // q,k,v (or Wqkv) + output dense + LayerNorm
+  const mlp =
+    c.family === "mosaic"
+      ? C * 2 * I + I * C + C + 2 * C // gated_layers (no bias) + wo + layernorm
+      : C * I + I + I * C + C + 2 * C; // intermediate + output + LayerNorm
+  let total = embedding + 2 * C + c.numHiddenLayers * (attention + mlp);
+  if (head === "mlm") total += C * C + C + 2 * C + c.vocabSize; // transform + decoder bias
+  if (head === "classification") total += C * C + C + C * c.numLabels + c.numLabels; // pooler + classifier
+  return { total, embedding, nonEmbedding: total - embedding };
+}

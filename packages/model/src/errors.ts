@@ -31,7 +31,7 @@ export class SafetensorsError extends ModelError {
   constructor(file: string, fault: SafetensorsFault, detail: string) {
     super(
       `SAFETENSORS_${fault}`,
-      `SafetensorsError: ${file}: ${detail}; the file is truncated or was not written as safetensors — re-export it (e.g. save_pretrained(..., safe_serialization=True)) or re-download it`,
+      `${file}: ${detail}; the file is truncated or was not written as safetensors — re-export it (e.g. save_pretrained(..., safe_serialization=True)) or re-download it`,
       file,
     );
     this.fault = fault;
@@ -41,14 +41,14 @@ export class SafetensorsError extends ModelError {
 /** config.json is missing, unreadable, or holds a value of the wrong type. */
 export class ConfigError extends ModelError {
   constructor(file: string | undefined, detail: string) {
-    super("CONFIG_INVALID", `ConfigError: ${file ?? "config"}: ${detail}`, file);
+    super("CONFIG_INVALID", `${file ?? "config"}: ${detail}`, file);
   }
 }
 
 /** A checkpoint folder we cannot load (no safetensors, only a pickle, ...). */
 export class CheckpointError extends ModelError {
   constructor(code: string, file: string, detail: string) {
-    super(code, `CheckpointError: ${file}: ${detail}`, file);
+    super(code, `${file}: ${detail}`, file);
   }
 }
 
@@ -72,7 +72,7 @@ export class StateDictMismatch extends ModelError {
     if (report.mismatched.length > 0) parts.push(`mis-shaped ${report.mismatched.join("; ")}`);
     super(
       "STATE_DICT_MISMATCH",
-      `StateDictMismatch: ${file ? `${file}: ` : ""}${parts.join("; ")}; check that config.json matches the weights (sizes, family), or load with { strict: false }`,
+      `${file ? `${file}: ` : ""}${parts.join("; ")}; check that config.json matches the weights (sizes, family), or load with { strict: false }`,
       file,
     );
     this.report = report;
@@ -84,7 +84,7 @@ export class TokenIdOutOfRange extends ModelError {
   constructor(what: string, index: number, id: number, vocabSize: number) {
     super(
       "TOKEN_ID_OUT_OF_RANGE",
-      `TokenIdOutOfRange: ${what}[${index}] = ${id} is outside the vocabulary [0, ${vocabSize}); the tokenizer and config.json disagree on vocab_size`,
+      `${what}[${index}] = ${id} is outside the vocabulary [0, ${vocabSize}); the tokenizer and config.json disagree on vocab_size`,
     );
   }
 }
@@ -92,6 +92,6 @@ export class TokenIdOutOfRange extends ModelError {
 /** A batch whose fields disagree (lengths, cuSeqlens, positions). */
 export class BatchError extends ModelError {
   constructor(detail: string) {
-    super("BATCH_INVALID", `BatchError: ${detail}`);
+    super("BATCH_INVALID", `${detail}`);
   }
 }

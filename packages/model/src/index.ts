@@ -21,6 +21,7 @@ export {
   PRESETS,
   configFromHf,
   configToHf,
+  countParameters,
   presetConfig,
   readConfig,
   validateConfig,
