@@ -170,7 +170,11 @@ export class StreamingDataset implements SampleDataset {
   private readonly loaded = new Map<number, Loaded>();
   private readonly loading = new Map<number, Promise<Loaded>>();
   private readonly onDisk = new Map<number, { bytes: number; lastUse: number }>();
-  private readonly downloading = new Map<number, Promise<string>>();
+  /** Downloads under way, with the cache bytes they reserved. */
+  private readonly reserved = new Map<number, { bytes: number; settled: Promise<void> }>();
+  private readonly releaseHooks = new Map<number, () => void>();
+  /** Cached files being read right now (never evicted). */
+  private readonly reading = new Set<number>();
   private readonly orders = new Map<number, EpochOrder>();
   private clock = 0;
   private lastPrefetch = "";
@@ -347,60 +351,115 @@ export class StreamingDataset implements SampleDataset {
     }
   }
 
-  /** Local path of shard i, downloading and verifying it first for remote sources. */
-  private async localPath(i: number): Promise<string> {
+  /**
+   * Bytes of shard i, verified against index.json. Local sources read the file;
+   * remote sources read the cached copy, or download (with retries, verified
+   * before it is written) into the cache.
+   */
+  private async shardBytes(i: number): Promise<Uint8Array> {
     const entry = this.index.shards[i]!;
-    if (this.loc.kind === "local") return join(this.loc.dir, entry.file);
+    if (this.loc.kind === "local") {
+      try {
+        const bytes = await readFile(join(this.loc.dir, entry.file));
+        checkShardBytes(bytes, entry, this.index);
+        return bytes;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT")
+          throw new ShardMissing(entry.file, this.loc.dir);
+        throw err;
+      }
+    }
     const path = join(this.cacheDir!, entry.file);
-    const known = this.onDisk.get(i);
-    if (known) {
-      known.lastUse = ++this.clock;
-      return path;
+    const cached = this.onDisk.get(i) ?? (await this.adopt(i, path));
+    if (cached) {
+      cached.lastUse = ++this.clock;
+      this.reading.add(i);
+      try {
+        const bytes = await readFile(path);
+        checkShardBytes(bytes, entry, this.index);
+        return bytes;
+      } catch {
+        // Evicted by another reader sharing the cache, or a corrupt copy: download afresh.
+        this.onDisk.delete(i);
+        await unlink(path).catch(() => {});
+      } finally {
+        this.reading.delete(i);
+      }
     }
-    let p = this.downloading.get(i);
-    if (!p) {
-      p = (async () => {
-        try {
-          const st = await stat(path);
-          if (st.size === entry.bytes) {
-            this.onDisk.set(i, { bytes: st.size, lastUse: ++this.clock });
-            return path; // verified on load like any cached copy
-          }
-        } catch {}
-        const bytes = await fetchBytes(`${(this.loc as { base: string }).base}/${entry.file}`, this.opts, {
-          name: entry.file,
-          bytes: entry.bytes,
-          sha256: entry.sha256,
-        });
-        await this.makeRoom(entry.bytes, i);
-        const tmp = tempPathFor(path);
-        await writeFile(tmp, bytes);
-        await rename(tmp, path);
-        this.onDisk.set(i, { bytes: entry.bytes, lastUse: ++this.clock });
-        return path;
-      })().finally(() => this.downloading.delete(i));
-      this.downloading.set(i, p);
+    await this.reserve(i, entry.bytes);
+    try {
+      const bytes = await fetchBytes(`${(this.loc as { base: string }).base}/${entry.file}`, this.opts, {
+        name: entry.file,
+        bytes: entry.bytes,
+        sha256: entry.sha256,
+      });
+      const tmp = tempPathFor(path);
+      await writeFile(tmp, bytes);
+      await rename(tmp, path);
+      this.onDisk.set(i, { bytes: entry.bytes, lastUse: ++this.clock });
+      checkShardBytes(bytes, entry, this.index);
+      return bytes;
+    } finally {
+      this.reserved.delete(i);
+      this.releaseHooks.get(i)?.();
+      this.releaseHooks.delete(i);
     }
-    return p;
   }
 
-  /** Evict least-recently-used cached shards not in use until `incoming` more bytes fit. */
-  private async makeRoom(incoming: number, forShard: number): Promise<void> {
-    const limit = this.opts.cacheLimitBytes ?? 8 * 1024 ** 3;
-    let total = incoming;
-    for (const v of this.onDisk.values()) total += v.bytes;
-    if (total <= limit) return;
-    const inUse = (s: number) => s === forShard || (this.loaded.get(s)?.refs ?? 0) > 0 || this.loading.has(s);
-    const victims = [...this.onDisk.entries()]
-      .filter(([s]) => !inUse(s))
-      .sort((a, b) => a[1].lastUse - b[1].lastUse);
-    for (const [s, v] of victims) {
-      if (total <= limit) break;
-      await unlink(join(this.cacheDir!, this.index.shards[s]!.file)).catch(() => {});
-      this.onDisk.delete(s);
-      total -= v.bytes;
+  /** A complete copy left in the cache folder by an earlier run (or another rank): use it. */
+  private async adopt(i: number, path: string): Promise<{ bytes: number; lastUse: number } | undefined> {
+    try {
+      const st = await stat(path);
+      if (st.size !== this.index.shards[i]!.bytes) return undefined;
+      const rec = { bytes: st.size, lastUse: ++this.clock };
+      this.onDisk.set(i, rec);
+      return rec;
+    } catch {
+      return undefined;
     }
-    if (total > limit) throw new CacheFullError(this.cacheDir!, total, limit);
+  }
+
+  /**
+   * Make room for a download of `bytes` within cacheLimitBytes: evict the
+   * least-recently-used cached shards that nobody is reading, and if that is
+   * not enough, wait for downloads already under way (they never wait on
+   * anything, so this cannot deadlock). Throws CacheFullError when one shard
+   * alone does not fit.
+   */
+  private async reserve(i: number, bytes: number): Promise<void> {
+    const limit = this.opts.cacheLimitBytes ?? 8 * 1024 ** 3;
+    if (bytes > limit) throw new CacheFullError(this.cacheDir!, bytes, limit);
+    for (;;) {
+      // Recomputed after every await: other readers reserve and evict meanwhile.
+      let total = bytes;
+      for (const v of this.onDisk.values()) total += v.bytes;
+      for (const r of this.reserved.values()) total += r.bytes;
+      if (total <= limit) {
+        let done!: () => void;
+        const settled = new Promise<void>((r) => {
+          done = r;
+        });
+        this.reserved.set(i, { bytes, settled });
+        // Resolved when the download ends (see the finally in shardBytes).
+        this.releaseHooks.set(i, done);
+        return;
+      }
+      let victim: number | undefined;
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const [s, v] of this.onDisk) {
+        if (this.reading.has(s) || this.reserved.has(s) || v.lastUse >= oldest) continue;
+        victim = s;
+        oldest = v.lastUse;
+      }
+      if (victim !== undefined) {
+        this.onDisk.delete(victim);
+        await unlink(join(this.cacheDir!, this.index.shards[victim]!.file)).catch(() => {});
+        continue;
+      }
+      const waits = [...this.reserved.values()].map((r) => r.settled);
+      if (waits.length === 0) throw new CacheFullError(this.cacheDir!, total, limit);
+      await Promise.race(waits);
+    }
   }
 
   private async acquire(i: number): Promise<Loaded> {
@@ -413,32 +472,8 @@ export class StreamingDataset implements SampleDataset {
     let p = this.loading.get(i);
     if (!p) {
       p = (async () => {
-        const entry = this.index.shards[i]!;
-        let bytes: Uint8Array;
-        for (let attempt = 0; ; attempt++) {
-          const path = await this.localPath(i);
-          try {
-            bytes = await readFile(path);
-            break;
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-            if (this.loc.kind === "local") throw new ShardMissing(entry.file, this.loc.dir);
-            // Evicted by another reader sharing the cache: download again, once.
-            this.onDisk.delete(i);
-            if (attempt >= 1) throw new ShardMissing(entry.file, this.cacheDir!);
-          }
-        }
-        try {
-          checkShardBytes(bytes, entry, this.index);
-        } catch (err) {
-          if (this.loc.kind === "remote") {
-            // A corrupt cached copy: drop it so the next attempt downloads afresh.
-            await unlink(join(this.cacheDir!, entry.file)).catch(() => {});
-            this.onDisk.delete(i);
-          }
-          throw err;
-        }
-        const data = decodeShard(bytes, entry.file);
+        const bytes = await this.shardBytes(i);
+        const data = decodeShard(bytes, this.index.shards[i]!.file);
         const l: Loaded = { data, refs: 0, lastUse: ++this.clock };
         this.loaded.set(i, l);
         this.trimMemory();
@@ -485,7 +520,7 @@ export class StreamingDataset implements SampleDataset {
   /** Drop decoded shards; remove the cache folder if this dataset made it. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.loading.values(), ...this.downloading.values()]);
+    await Promise.allSettled([...this.loading.values()]);
     this.loaded.clear();
     if (this.ownsCache && this.cacheDir) await rm(this.cacheDir, { recursive: true, force: true });
   }
