@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "common/args.h"
@@ -106,6 +107,46 @@ __device__ __forceinline__ float block_max(float v, float* shared) {
   __syncthreads();
   v = lane < nwarps ? shared[lane] : -INFINITY;
   return warp_max(v);
+}
+
+// Online softmax state (running max m, sum s of exp(x - m)) and its merge.
+__device__ __forceinline__ void online_merge(float& m, float& s, float m2, float s2) {
+  const float mx = fmaxf(m, m2);
+  if (mx == -INFINITY) return;  // both empty
+  s = s * __expf(m - mx) + s2 * __expf(m2 - mx);
+  m = mx;
+}
+
+__device__ __forceinline__ void online_add(float& m, float& s, float x) {
+  if (x > m) {
+    s = s * __expf(m - x) + 1.f;
+    m = x;
+  } else if (x != -INFINITY) {  // -inf adds nothing (and -inf - -inf would be NaN)
+    s += __expf(x - m);
+  }
+}
+
+// Block-wide merge of (m, s); every thread gets the result. shared: >= 64 floats.
+__device__ __forceinline__ void block_online(float& m, float& s, float* shared) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    online_merge(m, s, m2, s2);
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  __syncthreads();
+  if (lane == 0) {
+    shared[warp] = m;
+    shared[32 + warp] = s;
+  }
+  __syncthreads();
+  m = lane < nwarps ? shared[lane] : -INFINITY;
+  s = lane < nwarps ? shared[32 + lane] : 0.f;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    online_merge(m, s, m2, s2);
+  }
 }
 
 // ---- launch helpers (host) ----------------------------------------------------------------

@@ -1,0 +1,369 @@
+// layernorm.cu — layernormForward (with the fused residual add) and
+// layernormBackward. Activations (out, residualOut, mean, rstd, dx) are
+// written with `=`; parameter gradients dweight, dbias (C) with `=` or `+=` by
+// `accumulate`. Accumulation: fp32; row statistics in two passes over the
+// row (mean, then sum of squared deviations); parameter gradients are summed
+// per warp over a fixed set of rows, then across warps in a fixed order.
+//   out, x, residual, residualOut, dx, dy: (rows, C)   mean, rstd: (rows) fp32
+//   weight, bias: (C) in dtype   dweight, dbias: (C) in gradDtype
+// One warp per row. When C fits (C <= 1024, 16-byte aligned rows) the row
+// lives in registers: 32 elements per lane, loaded as 16-byte vectors.
+#include <algorithm>
+
+#include "cuda/kernel_util.cuh"
+
+namespace mbert {
+namespace cuda {
+namespace {
+
+constexpr int kWarps = 4;       // rows per block
+constexpr int kPerLane = 32;    // cached elements per lane
+constexpr int kMaxCachedC = 32 * kPerLane;
+
+// ---- forward ------------------------------------------------------------------------
+
+template <typename T>
+__global__ void __launch_bounds__(kWarps * 32) layernorm_forward_cached(
+    T* out, float* mean, float* rstd, const T* x, const T* residual, T* residual_out, const T* weight,
+    const T* bias, int64_t rows, int C, float eps) {
+  constexpr int N = Vec<T>::N;
+  constexpr int MAXV = kPerLane / N;
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const int nv = C / N;
+  const int64_t base = row * C;
+  float h[MAXV][N];
+  float sum = 0.f;
+#pragma unroll
+  for (int j = 0; j < MAXV; ++j) {
+    const int v = j * 32 + lane;
+    if (v < nv) {
+      Vec<T> xv = load_vec_cs(x + base + v * N);
+      if (residual) {
+        const Vec<T> rv = load_vec_cs(residual + base + v * N);
+#pragma unroll
+        for (int k = 0; k < N; ++k) xv.v[k] = from_f<T>(to_f<T>(xv.v[k]) + to_f<T>(rv.v[k]));  // h rounds to T
+        if (residual_out) store_vec(residual_out + base + v * N, xv);
+      }
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        h[j][k] = to_f<T>(xv.v[k]);
+        sum += h[j][k];
+      }
+    }
+  }
+  const float mu = warp_sum(sum) / float(C);
+  float sq = 0.f;
+#pragma unroll
+  for (int j = 0; j < MAXV; ++j) {
+    if (j * 32 + lane < nv) {
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        const float d = h[j][k] - mu;
+        sq += d * d;
+      }
+    }
+  }
+  const float rs = rsqrtf(warp_sum(sq) / float(C) + eps);
+  if (lane == 0) {
+    if (mean) mean[row] = mu;
+    if (rstd) rstd[row] = rs;
+  }
+#pragma unroll
+  for (int j = 0; j < MAXV; ++j) {
+    const int v = j * 32 + lane;
+    if (v < nv) {
+      Vec<T> o, w, b;
+      if (weight) w = load_vec(weight + v * N);
+      if (bias) b = load_vec(bias + v * N);
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        const float wf = weight ? to_f<T>(w.v[k]) : 1.f, bf = bias ? to_f<T>(b.v[k]) : 0.f;
+        o.v[k] = from_f<T>((h[j][k] - mu) * rs * wf + bf);
+      }
+      store_vec(out + base + v * N, o);
+    }
+  }
+}
+
+// Any C, any alignment: three scalar passes over the row (re-read from L1/L2).
+template <typename T>
+__global__ void __launch_bounds__(kWarps * 32) layernorm_forward_generic(
+    T* out, float* mean, float* rstd, const T* x, const T* residual, T* residual_out, const T* weight,
+    const T* bias, int64_t rows, int C, float eps) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const int64_t base = row * C;
+  auto h_at = [&](int c) {
+    if (!residual) return to_f<T>(x[base + c]);
+    return to_f<T>(from_f<T>(to_f<T>(x[base + c]) + to_f<T>(residual[base + c])));
+  };
+  float sum = 0.f;
+  for (int c = lane; c < C; c += 32) {
+    const float h = h_at(c);
+    if (residual && residual_out) residual_out[base + c] = from_f<T>(h);
+    sum += h;
+  }
+  const float mu = C > 0 ? warp_sum(sum) / float(C) : 0.f;
+  float sq = 0.f;
+  for (int c = lane; c < C; c += 32) {
+    const float d = h_at(c) - mu;
+    sq += d * d;
+  }
+  const float rs = rsqrtf((C > 0 ? warp_sum(sq) / float(C) : 0.f) + eps);
+  if (lane == 0) {
+    if (mean) mean[row] = mu;
+    if (rstd) rstd[row] = rs;
+  }
+  for (int c = lane; c < C; c += 32) {
+    const float wf = weight ? to_f<T>(weight[c]) : 1.f, bf = bias ? to_f<T>(bias[c]) : 0.f;
+    out[base + c] = from_f<T>((h_at(c) - mu) * rs * wf + bf);
+  }
+}
+
+// ---- backward -----------------------------------------------------------------------
+
+// Warps stride over rows; each keeps its lanes' dweight/dbias partial sums and
+// writes them to pw/pb[warp][C] (fp32) at the end.
+template <typename T>
+__global__ void __launch_bounds__(kWarps * 32) layernorm_backward_cached(
+    T* dx, float* pw, float* pb, const T* dy, const T* x, const float* mean, const float* rstd, const T* weight,
+    int64_t rows, int C) {
+  constexpr int N = Vec<T>::N;
+  constexpr int MAXV = kPerLane / N;
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  const int64_t nwarps = int64_t(gridDim.x) * kWarps;
+  const int nv = C / N;
+  const bool params = pw != nullptr;
+  float accw[MAXV][N], accb[MAXV][N];
+#pragma unroll
+  for (int j = 0; j < MAXV; ++j) {
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      accw[j][k] = 0.f;
+      accb[j][k] = 0.f;
+    }
+  }
+  for (int64_t row = warp; row < rows; row += nwarps) {
+    const int64_t base = row * C;
+    const float mu = mean[row], rs = rstd[row];
+    float xhat[MAXV][N], g[MAXV][N];
+    float sg = 0.f, sgx = 0.f;
+#pragma unroll
+    for (int j = 0; j < MAXV; ++j) {
+      const int v = j * 32 + lane;
+      if (v < nv) {
+        const Vec<T> xv = load_vec_cs(x + base + v * N), gv = load_vec_cs(dy + base + v * N);
+        Vec<T> wv;  // weight is re-read per row from L1: keeps registers for the row
+        if (weight) wv = load_vec(weight + v * N);
+#pragma unroll
+        for (int k = 0; k < N; ++k) {
+          const float d = to_f<T>(gv.v[k]);
+          xhat[j][k] = (to_f<T>(xv.v[k]) - mu) * rs;
+          g[j][k] = d * (weight ? to_f<T>(wv.v[k]) : 1.f);
+          sg += g[j][k];
+          sgx += g[j][k] * xhat[j][k];
+          accw[j][k] += d * xhat[j][k];
+          accb[j][k] += d;
+        }
+      }
+    }
+    const float mg = warp_sum(sg) / float(C), mgx = warp_sum(sgx) / float(C);
+#pragma unroll
+    for (int j = 0; j < MAXV; ++j) {
+      const int v = j * 32 + lane;
+      if (v < nv) {
+        Vec<T> o;
+#pragma unroll
+        for (int k = 0; k < N; ++k) o.v[k] = from_f<T>(rs * (g[j][k] - mg - xhat[j][k] * mgx));
+        store_vec(dx + base + v * N, o);
+      }
+    }
+  }
+  if (params) {
+#pragma unroll
+    for (int j = 0; j < MAXV; ++j) {
+      const int v = j * 32 + lane;
+      if (v < nv) {
+#pragma unroll
+        for (int k = 0; k < N; ++k) {
+          pw[warp * C + v * N + k] = accw[j][k];
+          pb[warp * C + v * N + k] = accb[j][k];
+        }
+      }
+    }
+  }
+}
+
+// Any C: scalar passes; the warp's partial sums live in its pw/pb row.
+template <typename T>
+__global__ void __launch_bounds__(kWarps * 32) layernorm_backward_generic(
+    T* dx, float* pw, float* pb, const T* dy, const T* x, const float* mean, const float* rstd, const T* weight,
+    int64_t rows, int C) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  const int64_t nwarps = int64_t(gridDim.x) * kWarps;
+  const bool params = pw != nullptr;
+  if (params) {
+    for (int c = lane; c < C; c += 32) {
+      pw[warp * C + c] = 0.f;
+      pb[warp * C + c] = 0.f;
+    }
+  }
+  for (int64_t row = warp; row < rows; row += nwarps) {
+    const int64_t base = row * C;
+    const float mu = mean[row], rs = rstd[row];
+    float sg = 0.f, sgx = 0.f;
+    for (int c = lane; c < C; c += 32) {
+      const float d = to_f<T>(dy[base + c]);
+      const float xh = (to_f<T>(x[base + c]) - mu) * rs;
+      const float g = d * (weight ? to_f<T>(weight[c]) : 1.f);
+      sg += g;
+      sgx += g * xh;
+      if (params) {
+        pw[warp * C + c] += d * xh;
+        pb[warp * C + c] += d;
+      }
+    }
+    const float mg = C > 0 ? warp_sum(sg) / float(C) : 0.f, mgx = C > 0 ? warp_sum(sgx) / float(C) : 0.f;
+    for (int c = lane; c < C; c += 32) {
+      const float xh = (to_f<T>(x[base + c]) - mu) * rs;
+      const float g = to_f<T>(dy[base + c]) * (weight ? to_f<T>(weight[c]) : 1.f);
+      dx[base + c] = from_f<T>(rs * (g - mg - xh * mgx));
+    }
+  }
+}
+
+// dweight[c] (+)= sum over warps of pw[warp][c] in warp order; same for dbias.
+template <typename G>
+__global__ void layernorm_param_finish(G* dweight, G* dbias, const float* pw, const float* pb, int64_t nwarps, int C,
+                                       bool accumulate) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float sw = 0.f, sb = 0.f;
+  for (int64_t w = 0; w < nwarps; ++w) {
+    sw += pw[w * C + c];
+    sb += pb[w * C + c];
+  }
+  if (dweight) dweight[c] = from_f<G>(accumulate ? to_f<G>(dweight[c]) + sw : sw);
+  if (dbias) dbias[c] = from_f<G>(accumulate ? to_f<G>(dbias[c]) + sb : sb);
+}
+
+// ---- launchers ----------------------------------------------------------------------
+
+template <typename T>
+bool cached_ok(int C, std::initializer_list<const void*> ptrs) {
+  if (C % Vec<T>::N != 0 || C > kMaxCachedC || C == 0) return false;
+  for (const void* p : ptrs)
+    if (p && !aligned16(p)) return false;
+  return true;
+}
+
+template <typename T>
+void layernorm_forward(T* out, float* mean, float* rstd, const T* x, const T* residual, T* residual_out,
+                       const T* weight, const T* bias, int64_t rows, int C, float eps, cudaStream_t st) {
+  if (rows == 0) return;
+  const unsigned grid = unsigned(ceil_div(rows, kWarps));
+  if (cached_ok<T>(C, {out, x, residual, residual_out, weight, bias}))
+    layernorm_forward_cached<T><<<grid, kWarps * 32, 0, st>>>(out, mean, rstd, x, residual, residual_out, weight, bias,
+                                                              rows, C, eps);
+  else
+    layernorm_forward_generic<T><<<grid, kWarps * 32, 0, st>>>(out, mean, rstd, x, residual, residual_out, weight,
+                                                               bias, rows, C, eps);
+  MBERT_LAUNCH_CHECK();
+}
+
+template <typename T>
+void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy, const T* x, const float* mean,
+                        const float* rstd, const T* weight, int64_t rows, int C, bool accumulate, cudaStream_t st) {
+  const bool params = (dweight || dbias) && C > 0;
+  int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(ceil_div(rows, kWarps), int64_t(sm_count()) * 3));
+  float* pw = nullptr;
+  float* pb = nullptr;
+  if (params) {
+    // Two (nwarps, C) fp32 partial arrays must fit in the workspace.
+    const int64_t max_warps = int64_t(workspace_bytes() / (2 * sizeof(float) * std::size_t(C)));
+    MBERT_CHECK(max_warps >= kWarps, "cuda.layernormBackward: C = ", C, " is too large for the workspace");
+    blocks = std::min<int64_t>(blocks, max_warps / kWarps);
+    pw = static_cast<float*>(workspace());
+    pb = pw + blocks * kWarps * C;
+  }
+  if (rows > 0 || params) {
+    if (cached_ok<T>(C, {dx, dy, x, weight}))
+      layernorm_backward_cached<T><<<unsigned(blocks), kWarps * 32, 0, st>>>(dx, pw, pb, dy, x, mean, rstd, weight,
+                                                                             rows, C);
+    else
+      layernorm_backward_generic<T><<<unsigned(blocks), kWarps * 32, 0, st>>>(dx, pw, pb, dy, x, mean, rstd, weight,
+                                                                              rows, C);
+    MBERT_LAUNCH_CHECK();
+  }
+  if (params) {
+    const unsigned g = unsigned(ceil_div(C, 256));
+    if (gt == DType::BF16)
+      layernorm_param_finish<bf16><<<g, 256, 0, st>>>(static_cast<bf16*>(dweight), static_cast<bf16*>(dbias), pw, pb,
+                                                      blocks * kWarps, C, accumulate);
+    else
+      layernorm_param_finish<float><<<g, 256, 0, st>>>(static_cast<float*>(dweight), static_cast<float*>(dbias), pw,
+                                                       pb, blocks * kWarps, C, accumulate);
+    MBERT_LAUNCH_CHECK();
+  }
+}
+
+// ---- wrappers -----------------------------------------------------------------------
+
+// layernormForward(dtype, out, mean, rstd, x, residual, residualOut, weight, bias, rows, C, eps)
+Napi::Value layernorm_forward_js(const Napi::CallbackInfo& info) {
+  Args a(info, "layernormForward", 12);
+  const DType dt = float_dtype(a, 0);
+  const int64_t rows = a.size(9, "rows"), C = a.size(10, "C");
+  const double eps = a.f64(11);
+  MBERT_CHECK(C <= INT32_MAX, "cuda.layernormForward: C too large");
+  const int64_t n = rows * C;
+  void* out = dbuf(a, 1, dt, n, "out");
+  float* mean = dbuf<float>(a, 2, DType::F32, rows, "mean", false);
+  float* rstd = dbuf<float>(a, 3, DType::F32, rows, "rstd", false);
+  const void* x = dbuf(a, 4, dt, n, "x");
+  const void* residual = dbuf(a, 5, dt, n, "residual", false);
+  void* residual_out = residual ? dbuf(a, 6, dt, n, "residualOut", false) : nullptr;
+  const void* weight = dbuf(a, 7, dt, C, "weight", false);
+  const void* bias = dbuf(a, 8, dt, C, "bias", false);
+  MBERT_CUDA_DISPATCH(dt, layernorm_forward<T>(static_cast<T*>(out), mean, rstd, static_cast<const T*>(x),
+                                               static_cast<const T*>(residual), static_cast<T*>(residual_out),
+                                               static_cast<const T*>(weight), static_cast<const T*>(bias), rows,
+                                               int(C), float(eps), stream()));
+  return undefined(a);
+}
+
+// layernormBackward(dtype, gradDtype, dx, dweight, dbias, dy, x, mean, rstd, weight, rows, C, accumulate)
+Napi::Value layernorm_backward_js(const Napi::CallbackInfo& info) {
+  Args a(info, "layernormBackward", 13);
+  const DType dt = float_dtype(a, 0);
+  const DType gt = float_dtype(a, 1);
+  const int64_t rows = a.size(10, "rows"), C = a.size(11, "C");
+  const bool accumulate = a.flag(12);
+  MBERT_CHECK(C <= INT32_MAX, "cuda.layernormBackward: C too large");
+  const int64_t n = rows * C;
+  void* dx = dbuf(a, 2, dt, n, "dx");
+  void* dweight = dbuf(a, 3, gt, C, "dweight", false);
+  void* dbias = dbuf(a, 4, gt, C, "dbias", false);
+  const void* dy = dbuf(a, 5, dt, n, "dy");
+  const void* x = dbuf(a, 6, dt, n, "x");
+  const float* mean = dbuf<float>(a, 7, DType::F32, rows, "mean");
+  const float* rstd = dbuf<float>(a, 8, DType::F32, rows, "rstd");
+  const void* weight = dbuf(a, 9, dt, C, "weight", false);
+  MBERT_CUDA_DISPATCH(dt, layernorm_backward<T>(gt, static_cast<T*>(dx), dweight, dbias, static_cast<const T*>(dy),
+                                                static_cast<const T*>(x), mean, rstd, static_cast<const T*>(weight),
+                                                rows, int(C), accumulate, stream()));
+  return undefined(a);
+}
+
+}  // namespace
+
+MBERT_EXPORT(cuda, layernormForward, layernorm_forward_js);
+MBERT_EXPORT(cuda, layernormBackward, layernorm_backward_js);
+
+}  // namespace cuda
+}  // namespace mbert
