@@ -30,6 +30,8 @@ export interface EncoderInputs {
   numSequences: number;
   /** (B) int32 row of each sequence's first token ([CLS]). */
   clsRows: Tensor;
+  /** (B+1) host copy of the sequence starts (the padded layout: 0, S, 2S, ...). */
+  cuSeqlensHost: Int32Array;
   /** (B) host copy of clsRows. */
   clsRowsHost: Int32Array;
   /** (M) int32 rows of the masked tokens, when the batch has them. */
@@ -99,6 +101,7 @@ export function prepareUnpadded(
     numRows: T,
     numSequences: B,
     clsRows: upload(clsRowsHost, device, owned),
+    cuSeqlensHost: cu,
     clsRowsHost,
     maskedRows: maskedRowsHost ? upload(maskedRowsHost, device, owned) : null,
     maskedRowsHost,
@@ -156,6 +159,7 @@ export function preparePadded(
     numRows: N,
     numSequences: B,
     clsRows: upload(clsRowsHost, device, owned),
+    cuSeqlensHost: Int32Array.from({ length: B + 1 }, (_, b) => b * S),
     clsRowsHost,
     maskedRows: p.maskedRows ? upload(p.maskedRows, device, owned) : null,
     maskedRowsHost: p.maskedRows ?? null,

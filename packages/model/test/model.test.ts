@@ -58,6 +58,7 @@ function mlmBatch(lens: number[], vocab: number, seed = 1): UnpaddedMlmBatch {
 function tiny(family: "bert" | "mosaic", over = {}) {
   return presetConfig(family === "mosaic" ? "mosaic-bert-tiny" : "bert-tiny", {
     hiddenDropoutProb: 0,
+    attentionProbsDropoutProb: 0,
     ...over,
   });
 }
@@ -190,6 +191,35 @@ describe("classic BERT forward", () => {
     const b = tidy(() => m.forward(unpadBatch(p).batch).loss!.item());
     expect(Math.abs(a - b)).toBeLessThan(1e-6);
     m.dispose();
+  });
+
+  it("computes attention explicitly for dropout on the probabilities, matching the fused kernel", () => {
+    // p = 1e-9 drops nothing in practice, so training mode must reproduce eval mode.
+    const c = tiny("bert", { attentionProbsDropoutProb: 1e-9 });
+    const m = createModel(c, "mlm", { generator: new Generator(6) }) as BertForMaskedLM;
+    const batch = mlmBatch([9, 4, 7], 512);
+    const p = {
+      batchSize: 2,
+      seqLen: 5,
+      inputIds: [5, 6, 7, 0, 0, 9, 10, 11, 12, 13],
+      attentionMask: [1, 1, 1, 0, 0, 1, 1, 1, 1, 1],
+      mlmLabels: [-100, 8, -100, -100, -100, 3, -100, -100, 4, -100],
+    };
+    for (const run of [() => m.forward(batch), () => m.forwardPadded(p)]) {
+      m.eval();
+      const fused = tidy(() => run().loss!.item());
+      m.train();
+      const explicit = tidy(() => run().loss!.item());
+      expect(Math.abs(fused - explicit)).toBeLessThan(1e-5);
+    }
+    // With real dropout the loss changes and still has gradients.
+    const d = createModel(tiny("bert", { attentionProbsDropoutProb: 0.5 }), "mlm") as BertForMaskedLM;
+    d.train();
+    tidy(() => d.forward(batch).loss!.backward());
+    const g = new Map(d.namedParameters()).get("bert.encoder.layer.0.attention.self.query.weight")!.grad!;
+    expect((g.data() as Float32Array).some((v) => v !== 0)).toBe(true);
+    m.dispose();
+    d.dispose();
   });
 
   it("refuses sequences longer than its position table", () => {
