@@ -1,5 +1,5 @@
 // Method forms of the ops (`x.add(y)`, `x.sum(0)`, ...), attached to Tensor.
-import type { DType, Device } from "./dtype.js";
+// Their types are declared on the class in tensor.ts.
 import * as E from "./ops/elementwise.js";
 import * as L from "./ops/layout.js";
 import * as M from "./ops/matmul.js";
@@ -7,56 +7,6 @@ import * as N from "./ops/nn.js";
 import * as R from "./ops/reduce.js";
 import * as Rows from "./ops/rows.js";
 import { Tensor } from "./tensor.js";
-
-declare module "./tensor.js" {
-  interface Tensor {
-    add(b: E.Operand): Tensor;
-    sub(b: E.Operand): Tensor;
-    mul(b: E.Operand): Tensor;
-    div(b: E.Operand): Tensor;
-    pow(b: E.Operand): Tensor;
-    maximum(b: E.Operand): Tensor;
-    minimum(b: E.Operand): Tensor;
-    eq(b: E.Operand): Tensor;
-    gt(b: E.Operand): Tensor;
-    lt(b: E.Operand): Tensor;
-    ge(b: E.Operand): Tensor;
-    le(b: E.Operand): Tensor;
-    neg(): Tensor;
-    exp(): Tensor;
-    log(): Tensor;
-    tanh(): Tensor;
-    gelu(): Tensor;
-    sqrt(): Tensor;
-    rsqrt(): Tensor;
-    abs(): Tensor;
-    relu(): Tensor;
-    sigmoid(): Tensor;
-    square(): Tensor;
-    sum(axes?: R.Axes, keepDim?: boolean): Tensor;
-    mean(axes?: R.Axes, keepDim?: boolean): Tensor;
-    max(axes?: R.Axes, keepDim?: boolean): Tensor;
-    min(axes?: R.Axes, keepDim?: boolean): Tensor;
-    argmax(axis?: number, keepDim?: boolean): Tensor;
-    matmul(b: Tensor): Tensor;
-    reshape(shape: readonly number[]): Tensor;
-    view(shape: readonly number[]): Tensor;
-    flatten(startAxis?: number, endAxis?: number): Tensor;
-    unsqueeze(axis: number): Tensor;
-    squeeze(axis?: number): Tensor;
-    transpose(a?: number, b?: number): Tensor;
-    permute(perm: readonly number[]): Tensor;
-    slice(axis: number, start: number, end?: number): Tensor;
-    narrow(axis: number, start: number, length: number): Tensor;
-    expand(shape: readonly number[]): Tensor;
-    contiguous(): Tensor;
-    indexSelect(idx: Tensor): Tensor;
-    softmax(): Tensor;
-    logSoftmax(): Tensor;
-    cast(dtype: DType): Tensor;
-    to(device: Device): Tensor;
-  }
-}
 
 const P = Tensor.prototype;
 P.add = function (b) {

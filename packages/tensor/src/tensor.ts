@@ -11,6 +11,8 @@ import {
   isFloat,
 } from "./dtype.js";
 import { AutogradError, DTypeError, DisposedTensorError, ShapeError, wrapNative } from "./errors.js";
+import type { Operand } from "./ops/elementwise.js";
+import type { Axes } from "./ops/reduce.js";
 import { type Shape, checkShape, contiguousStrides, fmt, numel, sameShape } from "./shape.js";
 
 // ---------------------------------------------------------------------------
@@ -434,6 +436,53 @@ export class Tensor {
     }
     runBackward(this, seed);
   }
+
+  // Op methods, attached in methods.ts (see ops/*.ts for each op and its gradient).
+  declare add: (b: Operand) => Tensor;
+  declare sub: (b: Operand) => Tensor;
+  declare mul: (b: Operand) => Tensor;
+  declare div: (b: Operand) => Tensor;
+  declare pow: (b: Operand) => Tensor;
+  declare maximum: (b: Operand) => Tensor;
+  declare minimum: (b: Operand) => Tensor;
+  declare eq: (b: Operand) => Tensor;
+  declare gt: (b: Operand) => Tensor;
+  declare lt: (b: Operand) => Tensor;
+  declare ge: (b: Operand) => Tensor;
+  declare le: (b: Operand) => Tensor;
+  declare neg: () => Tensor;
+  declare exp: () => Tensor;
+  declare log: () => Tensor;
+  declare tanh: () => Tensor;
+  declare gelu: () => Tensor;
+  declare sqrt: () => Tensor;
+  declare rsqrt: () => Tensor;
+  declare abs: () => Tensor;
+  declare relu: () => Tensor;
+  declare sigmoid: () => Tensor;
+  declare square: () => Tensor;
+  declare sum: (axes?: Axes, keepDim?: boolean) => Tensor;
+  declare mean: (axes?: Axes, keepDim?: boolean) => Tensor;
+  declare max: (axes?: Axes, keepDim?: boolean) => Tensor;
+  declare min: (axes?: Axes, keepDim?: boolean) => Tensor;
+  declare argmax: (axis?: number, keepDim?: boolean) => Tensor;
+  declare matmul: (b: Tensor) => Tensor;
+  declare reshape: (shape: readonly number[]) => Tensor;
+  declare view: (shape: readonly number[]) => Tensor;
+  declare flatten: (startAxis?: number, endAxis?: number) => Tensor;
+  declare unsqueeze: (axis: number) => Tensor;
+  declare squeeze: (axis?: number) => Tensor;
+  declare transpose: (a?: number, b?: number) => Tensor;
+  declare permute: (perm: readonly number[]) => Tensor;
+  declare slice: (axis: number, start: number, end?: number) => Tensor;
+  declare narrow: (axis: number, start: number, length: number) => Tensor;
+  declare expand: (shape: readonly number[]) => Tensor;
+  declare contiguous: () => Tensor;
+  declare indexSelect: (idx: Tensor) => Tensor;
+  declare softmax: () => Tensor;
+  declare logSoftmax: () => Tensor;
+  declare cast: (dtype: DType) => Tensor;
+  declare to: (device: Device) => Tensor;
 
   /** Drops the gradient. */
   zeroGrad(): void {
