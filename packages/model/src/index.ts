@@ -91,3 +91,4 @@ export {
   readCheckpointWeights,
   savePretrained,
 } from "./pretrained.js";
+export type { ClassificationModel, MlmModel, TrainableModel } from "./protocol.js";

@@ -32,6 +32,7 @@ import { BertEmbeddings, BertEncoder } from "./bert.js";
 import { type BertConfig, type ParamCounts, validateConfig } from "./config.js";
 import { BatchError, TokenIdOutOfRange } from "./errors.js";
 import { type EncoderInputs, disposeInputs, preparePadded, prepareUnpadded } from "./inputs.js";
+import type { ClassificationModel, MlmModel } from "./protocol.js";
 import { MosaicBertEmbeddings, MosaicBertEncoder, lastLayerSubset } from "./mosaic_bert.js";
 
 /** pooled = tanh(dense(h[CLS])). */
@@ -92,6 +93,8 @@ export interface ModelOutput {
   logits: Tensor;
   /** The encoder's last hidden states, (N, C), when asked for with `outputHiddenStates`. */
   hiddenStates?: Tensor;
+  /** Targets the loss averages over: masked tokens (MLM) or sequences (classification); 0 without labels. */
+  numTargets: number;
 }
 
 export interface ForwardOptions {
@@ -262,7 +265,7 @@ function i32(a: IntArray): Int32Array {
   return a instanceof Int32Array ? a : Int32Array.from(a as ArrayLike<number>);
 }
 
-export class BertForMaskedLM extends BertPreTrainedModel {
+export class BertForMaskedLM extends BertPreTrainedModel implements MlmModel {
   readonly bert: BertModel;
   readonly cls: BertOnlyMLMHead;
   readonly head = "mlm" as const;
@@ -296,19 +299,22 @@ export class BertForMaskedLM extends BertPreTrainedModel {
    * for MosaicBERT (use `padRows` to place them back).
    */
   forwardPadded(p: PaddedBatch, opts: ForwardOptions = {}): ModelOutput {
+    // (B*S) MLM labels may come as `mlmLabels` or, as @mbert/data's PaddedMlmBatch has them, `labels`.
+    const mlm =
+      p.mlmLabels ?? (p.labels?.length === p.batchSize * p.seqLen ? (p.labels as IntArray) : undefined);
     if (this.family === "mosaic") {
-      const u = unpadBatch(p, { mlmRule: "positive" });
+      const u = unpadBatch({ ...p, mlmLabels: mlm, labels: undefined }, { mlmRule: "positive" });
       return this.forward(u.batch as UnpaddedMlmBatch, opts);
     }
     let masked: Int32Array | undefined;
     let labels: Int32Array | null = null;
-    if (p.mlmLabels) {
+    if (mlm) {
       const pos: number[] = [];
       const lab: number[] = [];
-      for (let i = 0; i < p.mlmLabels.length; i++) {
-        if (p.mlmLabels[i] !== -100) {
+      for (let i = 0; i < mlm.length; i++) {
+        if (mlm[i] !== -100) {
           pos.push(i);
-          lab.push(p.mlmLabels[i]!);
+          lab.push(mlm[i]!);
         }
       }
       masked = Int32Array.from(pos);
@@ -328,7 +334,7 @@ export class BertForMaskedLM extends BertPreTrainedModel {
     if (x.maskedRows === null || labels === null) {
       const h = this.bert.forward(x);
       const logits = head.forward(h, wte);
-      return { loss: null, logits, ...(opts.outputHiddenStates ? { hiddenStates: h } : {}) };
+      return { loss: null, logits, numTargets: 0, ...(opts.outputHiddenStates ? { hiddenStates: h } : {}) };
     }
     if (labels.length !== x.maskedRowsHost!.length) {
       throw new BatchError(
@@ -360,15 +366,24 @@ export class BertForMaskedLM extends BertPreTrainedModel {
     const logits = head.forward(masked, wte);
     const labelsT = fromArray(labels, [labels.length], { dtype: "int32", device: this.device });
     try {
-      const loss = F.crossEntropy(logits, labelsT, { numKept: labels.length });
-      return { loss, logits, ...(hidden && opts.outputHiddenStates ? { hiddenStates: hidden } : {}) };
+      // No masked token in the batch: a zero loss (sum over nothing) rather than 0/0.
+      const loss =
+        labels.length > 0
+          ? F.crossEntropy(logits, labelsT, { numKept: labels.length })
+          : F.crossEntropy(logits, labelsT, { reduction: "sum" });
+      return {
+        loss,
+        logits,
+        numTargets: labels.length,
+        ...(hidden && opts.outputHiddenStates ? { hiddenStates: hidden } : {}),
+      };
     } finally {
       labelsT.dispose();
     }
   }
 }
 
-export class BertForSequenceClassification extends BertPreTrainedModel {
+export class BertForSequenceClassification extends BertPreTrainedModel implements ClassificationModel {
   readonly bert: BertModel;
   readonly dropout: nn.Dropout;
   readonly classifier: nn.Linear;
@@ -416,7 +431,7 @@ export class BertForSequenceClassification extends BertPreTrainedModel {
     const pooled = this.bert.pooler!.forward(F.indexSelect(h, x.clsRows));
     const logits = this.classifier.forward(this.dropout.forward(pooled)); // (B, numLabels)
     const hs = opts.outputHiddenStates ? { hiddenStates: h } : {};
-    if (labels === null) return { loss: null, logits, ...hs };
+    if (labels === null) return { loss: null, logits, numTargets: 0, ...hs };
     if (labels.length !== B) throw new BatchError(`labels holds ${labels.length} entries for ${B} sequences`);
     if (this.isRegression) {
       const target = fromArray(
@@ -428,7 +443,7 @@ export class BertForSequenceClassification extends BertPreTrainedModel {
         },
       );
       try {
-        return { loss: F.mseLoss(logits, target), logits, ...hs };
+        return { loss: F.mseLoss(logits, target), logits, numTargets: B, ...hs };
       } finally {
         target.dispose();
       }
@@ -443,7 +458,7 @@ export class BertForSequenceClassification extends BertPreTrainedModel {
     }
     const target = fromArray(ids, [B], { dtype: "int32", device: this.device });
     try {
-      return { loss: F.crossEntropy(logits, target, { numKept: B }), logits, ...hs };
+      return { loss: F.crossEntropy(logits, target, { numKept: B }), logits, numTargets: B, ...hs };
     } finally {
       target.dispose();
     }

@@ -244,6 +244,44 @@ describe("input checks", () => {
   });
 });
 
+describe("edge batches", () => {
+  it("gives a zero loss (not NaN) when no token is masked, for both families", () => {
+    for (const family of ["bert", "mosaic"] as const) {
+      const m = createModel(tiny(family), "mlm") as BertForMaskedLM;
+      const batch = {
+        ...mlmBatch([5, 3], 512),
+        maskedPositions: new Int32Array(0),
+        labels: new Int32Array(0),
+      };
+      const loss = tidy(() => {
+        const out = m.forward(batch);
+        out.loss!.backward();
+        return out.loss!.item();
+      });
+      expect(loss).toBe(0);
+      m.dispose();
+    }
+  });
+
+  it("takes @mbert/data's padded MLM batch (labels as B*S with -100) in forwardPadded", () => {
+    for (const family of ["bert", "mosaic"] as const) {
+      const m = createModel(tiny(family), "mlm", { generator: new Generator(1) }) as BertForMaskedLM;
+      const p = {
+        batchSize: 2,
+        seqLen: 4,
+        inputIds: [5, 6, 7, 0, 9, 10, 11, 12],
+        attentionMask: [1, 1, 1, 0, 1, 1, 1, 1],
+        labels: [-100, 8, -100, -100, -100, 3, -100, 4],
+      };
+      const a = tidy(() => m.forwardPadded(p).loss!.item());
+      const b = tidy(() => m.forwardPadded({ ...p, labels: undefined, mlmLabels: p.labels }).loss!.item());
+      expect(a).toBe(b);
+      expect(Number.isFinite(a)).toBe(true);
+      m.dispose();
+    }
+  });
+});
+
 describe("gradients in float64", () => {
   it("match finite differences (MosaicBERT MLM)", () => {
     const m = createModel(tiny("mosaic", { numHiddenLayers: 1 }), "mlm", {
