@@ -24,6 +24,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 #include <algorithm>
 
@@ -69,7 +70,7 @@ __device__ __forceinline__ void load_tile(bf16* s, const bf16* g, int64_t stride
 // grid (query-tile slots, NH, B); each CTA loops over the query tiles of its sequence
 // (blockIdx.x, += gridDim.x) so a too-small maxSeqlen costs speed, never correctness.
 template <int HS, int NW, int BC>
-__global__ void __launch_bounds__(NW * 32)
+__global__ void __launch_bounds__(NW * 32, (HS >= 128 ? 2 : 4) * 4 / NW)
     attention_forward_kernel(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q,
                              const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t stride,
                              const int* __restrict__ cuSeqlens, int T, int NH, const float* __restrict__ slopes,
@@ -288,7 +289,7 @@ __global__ void attention_prep_kernel(float* __restrict__ D, float* __restrict__
 // transposed problem (S^T = K Q^T), so P^T and dS^T are mma A fragments in registers
 // for dV += P^T dO and dK += dS^T Q. dS^T goes through shared memory for dQ = dS K.
 template <int HS, int BR>
-__global__ void __launch_bounds__(kBwdWarps * 32)
+__global__ void __launch_bounds__(kBwdWarps * 32, BR <= 32 && HS <= 64 ? 2 : 1)
     attention_backward_kernel(bf16* __restrict__ dq, bf16* __restrict__ dk, bf16* __restrict__ dv,
                               float* __restrict__ dqacc, const bf16* __restrict__ dout,
                               const float* __restrict__ lse, const float* __restrict__ D,
@@ -549,18 +550,21 @@ struct AttnShape {
   int64_t stride;
 };
 
-template <int HS>
+template <int HS, int NW>
 void forward_launch(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnShape& s,
                     const int* cuSeqlens, const float* slopes, const float* keyBias, float scale, cudaStream_t stream) {
-  constexpr int BR = 16 * kFwdWarps;
+  constexpr int BR = 16 * NW;
   constexpr int LD = HS + 8;
   const size_t smem = static_cast<size_t>(BR + 2 * kFwdBC) * LD * sizeof(bf16) + kFwdBC * sizeof(float);
-  auto kernel = attention_forward_kernel<HS, kFwdWarps, kFwdBC>;
-  MBERT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  auto kernel = attention_forward_kernel<HS, NW, kFwdBC>;
+  static const bool configured = [&] {
+    MBERT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    return true;
+  }();
+  (void)configured;
   const int tiles = std::max(1, (s.maxSeqlen + BR - 1) / BR);
   dim3 grid(tiles, s.NH, s.B);
-  kernel<<<grid, kFwdWarps * 32, smem, stream>>>(out, lse, q, k, v, s.stride, cuSeqlens, s.T, s.NH, slopes, keyBias,
-                                                 scale);
+  kernel<<<grid, NW * 32, smem, stream>>>(out, lse, q, k, v, s.stride, cuSeqlens, s.T, s.NH, slopes, keyBias, scale);
   MBERT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -578,7 +582,11 @@ void backward_launch(bf16* dq, bf16* dk, bf16* dv, float* D, float* dqacc, const
   const size_t smem = (static_cast<size_t>(2 * kBwdBC + 2 * BR) * LD + static_cast<size_t>(kBwdBC) * (BR + 8)) *
                       sizeof(bf16);
   auto kernel = attention_backward_kernel<HS, BR>;
-  MBERT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  static const bool configured = [&] {
+    MBERT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    return true;
+  }();
+  (void)configured;
   const int tiles = std::max(1, (s.maxSeqlen + kBwdBC - 1) / kBwdBC);
   kernel<<<dim3(tiles, s.NH, s.B), kBwdWarps * 32, smem, stream>>>(dq, dk, dv, dqacc, dout, lse, D, q, k, v, s.stride,
                                                                     cuSeqlens, s.T, s.NH, slopes, keyBias, scale);
@@ -603,9 +611,16 @@ void attention_forward(void* out, float* lse, const void* q, const void* k, cons
   auto* kk = static_cast<const bf16*>(k);
   auto* vv = static_cast<const bf16*>(v);
   switch (HS) {
-    case 32: forward_launch<32>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream); break;
-    case 64: forward_launch<64>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream); break;
-    case 128: forward_launch<128>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream); break;
+    case 32: forward_launch<32, kFwdWarps>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream); break;
+    case 64:
+      // Tuning knob for the benchmark: MBERT_ATTN_FWD_WARPS=8 runs 128-query tiles.
+      if (const char* w = std::getenv("MBERT_ATTN_FWD_WARPS"); w && std::atoi(w) == 8) {
+        forward_launch<64, 8>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream);
+      } else {
+        forward_launch<64, kFwdWarps>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream);
+      }
+      break;
+    case 128: forward_launch<128, kFwdWarps>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream); break;
     default: throw Error(str("attentionForward: head size ", HS, " is not supported on cuda (use 32, 64 or 128)"));
   }
 }

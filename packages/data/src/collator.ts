@@ -91,8 +91,9 @@ export class MlmCollator {
     this.vocabSize = options.vocabSize;
     this.maskId = options.specialIds.mask;
     this.padId = options.padId ?? options.specialIds.pad;
-    // Thresholds on a uint32 draw: u < threshold  <=>  u / 2^32 < p.
-    this.threshold = Math.floor(p * TWO32);
+    // Thresholds: a 16-bit draw u masks when u < threshold (u / 2^16 < p);
+    // uint32 draws pick [MASK] / random / unchanged.
+    this.threshold = Math.round(p * 65536);
     this.maskThreshold = Math.floor(pm * TWO32);
     this.randomThreshold = Math.floor((pm + pr) * TWO32);
     this.isSpecial = new Uint8Array(this.vocabSize);
@@ -132,15 +133,18 @@ export class MlmCollator {
       inputIds.set(ids, base);
       if (s.tokenTypeIds) tokenTypeIds.set(s.tokenTypeIds, base);
       if (threshold === 0) continue;
-      // Per-sample stream: one hash of (seed, epoch, key), then one mix per token.
+      // Per-sample stream: one hash of (seed, epoch, key); then one mix per two
+      // tokens, whose 16-bit halves decide "masked?" for token t (resolution 2^-16).
       const keyLo = s.key % TWO32;
       const keyHi = Math.floor(s.key / TWO32);
       const stream = hash4(this.seed, s.epoch >>> 0, keyLo >>> 0, keyHi >>> 0);
+      let h = 0;
       for (let t = 0; t < ids.length; t++) {
+        if ((t & 1) === 0) h = fmix32((stream + Math.imul((t >>> 1) + 1, 0x9e3779b1)) >>> 0);
+        const u = (t & 1) === 0 ? h & 0xffff : h >>> 16;
+        if (u >= threshold) continue;
         const id = ids[t]!;
         if (id >= 0 && id < V && isSpecial[id]) continue;
-        const u = fmix32((stream + Math.imul(t + 1, 0x9e3779b1)) >>> 0);
-        if (u >= threshold) continue;
         const pos = base + t;
         positions[M] = pos;
         labels[M] = id;

@@ -217,7 +217,7 @@ describe("MixedDataset", () => {
     );
     const fromA = refs.filter((r) => r.key < TOTAL).length;
     expect(fromA).toBe(150);
-    // Stream B (60 samples) wraps into its next epoch within one mixed epoch? No: 50 < 60. Over 2 epochs it does.
+    // Stream B has 60 samples and gets 50 per mixed epoch, so over two mixed epochs it wraps into its own epoch 1.
     const refs1 = await m.fetch(
       1,
       Array.from({ length: 200 }, (_, i) => i),
