@@ -6,7 +6,15 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MlmCollator, MlmDataLoader, SHARD_FORMAT, SHARD_FORMAT_VERSION, StreamingDataset, encodeShard, shardFileName } from "../packages/data/dist/index.js";
+import {
+  MlmCollator,
+  MlmDataLoader,
+  SHARD_FORMAT,
+  SHARD_FORMAT_VERSION,
+  StreamingDataset,
+  encodeShard,
+  shardFileName,
+} from "../packages/data/dist/index.js";
 
 const argSamples = process.argv.indexOf("--samples");
 const TOTAL = argSamples > 0 ? Number(process.argv[argSamples + 1]) : 400_000;
@@ -35,13 +43,26 @@ try {
     const bytes = encodeShard({ offsets, values });
     const file = shardFileName(s);
     await writeFile(join(dir, file), bytes);
-    shards.push({ file, samples: n, tokens: n * SEQ, bytes: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") });
+    shards.push({
+      file,
+      samples: n,
+      tokens: n * SEQ,
+      bytes: bytes.length,
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+    });
   }
   const index = {
-    format: SHARD_FORMAT, version: SHARD_FORMAT_VERSION, split: null,
+    format: SHARD_FORMAT,
+    version: SHARD_FORMAT_VERSION,
+    split: null,
     columns: [{ name: "input_ids", type: "list<int32>" }],
-    tokenizer: null, max_seq_len: SEQ, packed: true, raw_text: false,
-    samples: TOTAL, tokens: TOTAL * SEQ, shards,
+    tokenizer: null,
+    max_seq_len: SEQ,
+    packed: true,
+    raw_text: false,
+    samples: TOTAL,
+    tokens: TOTAL * SEQ,
+    shards,
   };
   await writeFile(join(dir, "index.json"), JSON.stringify(index));
 
@@ -52,7 +73,10 @@ try {
   const rows = [];
   for (const numWorkers of [1, 2]) {
     const dataset = await StreamingDataset.open({ source: dir, seed: 1 });
-    const collator = new MlmCollator({ vocabSize: 30522, specialIds: { pad: 0, unk: 100, cls: 101, sep: 102, mask: 103 } });
+    const collator = new MlmCollator({
+      vocabSize: 30522,
+      specialIds: { pad: 0, unk: 100, cls: 101, sep: 102, mask: 103 },
+    });
     const loader = new MlmDataLoader({ dataset, collator, batchSize: BATCH, numWorkers });
     for (let epoch = 0; epoch < 3; epoch++) {
       const c0 = process.cpuUsage();

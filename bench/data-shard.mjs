@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { readBrown, saveTokenizerJson, shard, trainWordPiece } from "../packages/data/dist/index.js";
 
 const ti = process.argv.indexOf("--tokenizer");
-const tokenizer = ti > 0 ? process.argv[ti + 1] : "../shared/data/tokenizers/bert-base-uncased/tokenizer.json";
+const tokenizer =
+  ti > 0 ? process.argv[ti + 1] : "../shared/data/tokenizers/bert-base-uncased/tokenizer.json";
 
 const dir = await mkdtemp(join(tmpdir(), "mbert-bench-shard-"));
 try {
@@ -36,12 +37,32 @@ try {
     const wall = (performance.now() - t0) / 1000;
     const c = process.cpuUsage(c0);
     await saveTokenizerJson(join(dir, "brown-tokenizer.json"), trained);
-    rows.push({ task: "train WordPiece (vocab 8000)", workers: 1, mb, wall_s: +wall.toFixed(2), cpu_s: +((c.user + c.system) / 1e6).toFixed(2), vocab: trained.vocab.length, learned: trained.learned });
+    rows.push({
+      task: "train WordPiece (vocab 8000)",
+      workers: 1,
+      mb,
+      wall_s: +wall.toFixed(2),
+      cpu_s: +((c.user + c.system) / 1e6).toFixed(2),
+      vocab: trained.vocab.length,
+      learned: trained.learned,
+    });
   }
-  for (const [workers, label] of [[0, "in-thread"], [1, "1 worker"], [2, "2 workers"]]) {
+  for (const [workers, label] of [
+    [0, "in-thread"],
+    [1, "1 worker"],
+    [2, "2 workers"],
+  ]) {
     const out = join(dir, `shards-${workers}`);
     const c0 = process.cpuUsage();
-    const r = await shard({ tokenizer, inputs: [corpus], outDir: out, format: "paragraphs", maxSeqLen: 128, pack: true, workers });
+    const r = await shard({
+      tokenizer,
+      inputs: [corpus],
+      outDir: out,
+      format: "paragraphs",
+      maxSeqLen: 128,
+      pack: true,
+      workers,
+    });
     const c = process.cpuUsage(c0);
     const cpu = (c.user + c.system) / 1e6; // all threads of this process
     const idx = r.splits[0].index;
@@ -58,11 +79,17 @@ try {
       tokens: idx.tokens,
     });
   }
-  console.log(`Brown corpus: ${words} words, ${mb.toFixed(2)} MB of text; machine load may vary (cores: shared)`);
+  console.log(
+    `Brown corpus: ${words} words, ${mb.toFixed(2)} MB of text; machine load may vary (cores: shared)`,
+  );
   console.log("task                                        wall s    MB/s  MB/s/worker  MB/cpu-s   notes");
   for (const r of rows) {
-    const notes = r.vocab ? `vocab ${r.vocab}, ${r.learned} learned, cpu ${r.cpu_s} s` : `${r.samples} samples, ${r.tokens} tokens`;
-    console.log(`${r.task.padEnd(42)} ${r.wall_s.toFixed(2).padStart(7)} ${(r.mb_per_s ?? (r.mb / r.wall_s)).toFixed(2).padStart(7)} ${String(r.mb_per_s_per_worker ?? "").padStart(12)} ${String(r.mb_per_cpu_s ?? "").padStart(9)}   ${notes}`);
+    const notes = r.vocab
+      ? `vocab ${r.vocab}, ${r.learned} learned, cpu ${r.cpu_s} s`
+      : `${r.samples} samples, ${r.tokens} tokens`;
+    console.log(
+      `${r.task.padEnd(42)} ${r.wall_s.toFixed(2).padStart(7)} ${(r.mb_per_s ?? r.mb / r.wall_s).toFixed(2).padStart(7)} ${String(r.mb_per_s_per_worker ?? "").padStart(12)} ${String(r.mb_per_cpu_s ?? "").padStart(9)}   ${notes}`,
+    );
   }
   console.log(JSON.stringify({ bench: "data-shard", words, mb: +mb.toFixed(3), results: rows }));
 } finally {
