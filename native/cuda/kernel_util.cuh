@@ -149,6 +149,17 @@ __device__ __forceinline__ void block_online(float& m, float& s, float* shared) 
   }
 }
 
+// Records a bad index/label in the runtime's device error flag (first one
+// wins); the host reads it through takeDeviceError.
+__device__ __forceinline__ void raise_device_error(DeviceError* e, int code, long long position, long long value,
+                                                   long long limit) {
+  if (atomicCAS(&e->code, 0, code) == 0) {
+    e->position = position;
+    e->value = value;
+    e->limit = limit;
+  }
+}
+
 // ---- launch helpers (host) ----------------------------------------------------------------
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
