@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: "node20",
+  // The bin runs directly: keep the shebang in the built file.
+  banner: ({ format }) => (format === "esm" ? { js: "#!/usr/bin/env node" } : {}),
 });

@@ -89,3 +89,4 @@ export {
 } from "./optim.js";
 export { Trainer, type TrainerOptions } from "./trainer.js";
 export { ArrayDataLoader, type ArrayDataLoaderOptions, arrayDataSpec } from "./array-data.js";
+export { type MlmBatch, MlmTask, mlmDataSpec, splitMlmBatch } from "./mlm.js";

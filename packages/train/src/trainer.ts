@@ -101,6 +101,7 @@ export class Trainer {
   private readonly autoMicrobatch: boolean;
   private initialized = false;
   private lastEvalMark = 0;
+  private lastEvalBatch = -1;
   readonly checkpointSaver?: CheckpointSaver;
   private closed = false;
 
@@ -307,7 +308,9 @@ export class Trainer {
           }
           st.timestamp = st.timestamp.afterEpoch();
           this.fire(Event.EPOCH_END);
-          if (this.evalDue("ep")) await this.runAllEvals();
+          const finalEval =
+            this.isDone() && this.state.evaluators.length > 0 && this.lastEvalBatch !== st.timestamp.batch;
+          if (this.evalDue("ep") || finalEval) await this.runAllEvals();
           this.fire(Event.EPOCH_CHECKPOINT);
         }
       }
@@ -400,7 +403,10 @@ export class Trainer {
       this.logger.logMetrics(m);
     }
     this.fire(Event.BATCH_END);
-    if (this.evalDue("ba")) await this.runAllEvals();
+    // As Composer does, training that reaches maxDuration ends with an evaluation.
+    const finalEval =
+      this.isDone() && this.state.evaluators.length > 0 && this.lastEvalBatch !== st.timestamp.batch;
+    if (this.evalDue("ba") || (finalEval && this.evalInterval.unit !== "ep")) await this.runAllEvals();
     this.fire(Event.BATCH_CHECKPOINT);
   }
 
@@ -468,6 +474,7 @@ export class Trainer {
   }
 
   private async runAllEvals(): Promise<void> {
+    this.lastEvalBatch = this.state.timestamp.batch;
     this.fire(Event.EVAL_BEFORE_ALL);
     for (const ev of this.state.evaluators) await this.evaluate(ev);
     this.fire(Event.EVAL_AFTER_ALL);
