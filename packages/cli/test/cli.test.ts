@@ -6,8 +6,12 @@ import { main } from "../src/index.js";
 
 function sink() {
   let text = "";
+  const write = (s: string) => {
+    text += s;
+    return true;
+  };
   return {
-    write: (s: string) => ((text += s), true),
+    write,
     get text() {
       return text;
     },
