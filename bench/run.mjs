@@ -8,7 +8,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const suites = ["matmul.mjs", "data-loader.mjs", "data-shard.mjs"].filter((f) => fs.existsSync(path.join(here, f)));
+const suites = ["matmul.mjs", "data-loader.mjs", "data-shard.mjs"].filter((f) =>
+  fs.existsSync(path.join(here, f)),
+);
 let failed = 0;
 for (const s of suites) {
   console.log(`\n== bench/${s}`);

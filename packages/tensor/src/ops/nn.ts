@@ -112,7 +112,7 @@ export function layerNorm(
         );
       } else {
         for (const t of [dw, db])
-          if (t && t.size) launch("layerNorm backward", g, (k) => k.fill(code(t), t.ptr, t.size, 0));
+          if (t?.size) launch("layerNorm backward", g, (k) => k.fill(code(t), t.ptr, t.size, 0));
       }
       return [dx, dw, db, residual ? dx : null];
     },
