@@ -13,7 +13,8 @@
 //
 // Shapes: N rows (B*S padded or T packed), C hidden, NH heads, I intermediate.
 
-import { F, type Tensor, fromArray, nn } from "@mbert/tensor";
+import { F, type Tensor, nn } from "@mbert/tensor";
+import { explicitAttention, fusedAttentionSupported } from "./attention.js";
 import type { BertConfig } from "./config.js";
 import type { EncoderInputs } from "./inputs.js";
 
@@ -77,11 +78,22 @@ export class BertSelfAttention extends nn.Module {
   // out: (N, C)  h: (N, C)
   forward(h: Tensor, x: EncoderInputs): Tensor {
     const layout = x.layout;
-    if (this.training && this.dropout.p > 0) return this.withProbsDropout(h, x);
+    const dropProbs = this.training && this.dropout.p > 0;
+    const C = h.shape[1]!;
+    if (dropProbs || !fusedAttentionSupported(h.device, C / this.numHeads)) {
+      const q = this.query.forward(h);
+      const k = this.key.forward(h);
+      const v = this.value.forward(h);
+      return explicitAttention(q, k, v, x, {
+        numHeads: this.numHeads,
+        dropout: dropProbs ? this.dropout : null,
+      });
+    }
     if (layout.kind === "varlen") {
-      // One GEMM for q, k and v: the three weights stacked as the fused kernel wants (T, 3C).
-      const w = F.concat([this.query.weight, this.key.weight, this.value.weight], 0);
-      const b = F.concat([this.query.bias!, this.key.bias!, this.value.bias!], 0);
+      // One GEMM for q, k and v: the three weights stacked as the fused kernel wants (T, 3C),
+      // cast to the activations' dtype (the stack is not a Parameter, so has no bf16 copy).
+      const w = F.concat([this.query.weight, this.key.weight, this.value.weight], 0).cast(h.dtype);
+      const b = F.concat([this.query.bias!, this.key.bias!, this.value.bias!], 0).cast(h.dtype);
       const qkv = F.linear(h, w, b);
       return F.varlenAttention(qkv, {
         cuSeqlens: layout.cuSeqlens,
@@ -90,54 +102,11 @@ export class BertSelfAttention extends nn.Module {
       });
     }
     const { batchSize: B, seqLen: S } = layout;
-    const C = h.shape[1]!;
     const q = this.query.forward(h).reshape([B, S, C]);
     const k = this.key.forward(h).reshape([B, S, C]);
     const v = this.value.forward(h).reshape([B, S, C]);
     const out = F.paddedAttention(q, k, v, { keyMask: layout.keyMask, numHeads: this.numHeads });
     return out.reshape([B * S, C]);
-  }
-
-  /** The explicit form, for dropout on the probabilities. Packed rows are padded to (B, maxSeqlen) and back. */
-  private withProbsDropout(h: Tensor, x: EncoderInputs): Tensor {
-    const cu = x.cuSeqlensHost;
-    const B = cu.length - 1;
-    const C = h.shape[1]!;
-    const NH = this.numHeads;
-    const HS = C / NH;
-    const layout = x.layout;
-    const S = layout.kind === "padded" ? layout.seqLen : layout.maxSeqlen;
-    // rows: (N) the padded slot of each packed row; mask: (B, S) 0 for tokens, -10000 for padding.
-    let rows: Tensor | null = null;
-    let mask: Tensor;
-    if (layout.kind === "padded") mask = layout.keyMask;
-    else {
-      const slot = new Int32Array(x.numRows);
-      const m = new Float32Array(B * S).fill(-10000);
-      for (let b = 0; b < B; b++) {
-        for (let t = cu[b]!; t < cu[b + 1]!; t++) {
-          slot[t] = b * S + (t - cu[b]!);
-          m[slot[t]!] = 0;
-        }
-      }
-      rows = fromArray(slot, [slot.length], { dtype: "int32", device: h.device });
-      mask = fromArray(m, [B, S], { dtype: "float32", device: h.device });
-    }
-    const heads = (t: Tensor, perm: number[]) => {
-      const padded = rows ? F.scatterRows(t, rows, B * S) : t;
-      return padded.reshape([B, S, NH, HS]).permute(perm);
-    };
-    const q = heads(this.query.forward(h), [0, 2, 1, 3]); // (B, NH, S, HS)
-    const kT = heads(this.key.forward(h), [0, 2, 3, 1]); // (B, NH, HS, S)
-    const v = heads(this.value.forward(h), [0, 2, 1, 3]); // (B, NH, S, HS)
-    const bias = mask.cast(q.dtype).reshape([B, 1, 1, S]);
-    const scores = F.add(F.scale(F.matmul(q, kT), 1 / Math.sqrt(HS)), bias); // (B, NH, S, S)
-    const probs = this.dropout.forward(F.softmax(scores));
-    const ctx = F.matmul(probs, v)
-      .permute([0, 2, 1, 3])
-      .reshape([B * S, C]); // (B*S, C)
-    if (rows === null) return ctx;
-    return F.indexSelect(ctx, rows); // rows and mask are freed with the caller's tidy scope
   }
 }
 

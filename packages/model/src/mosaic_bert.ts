@@ -18,6 +18,8 @@
 // Shapes: T tokens, C hidden, NH heads, HS head size, I intermediate, R subset rows.
 
 import { F, type Tensor, fromArray, nn } from "@mbert/tensor";
+import { alibiSlopes } from "./alibi.js";
+import { explicitAttention, fusedAttentionSupported } from "./attention.js";
 import type { BertConfig } from "./config.js";
 import type { EncoderInputs } from "./inputs.js";
 
@@ -53,17 +55,25 @@ export class MosaicBertEmbeddings extends nn.Module {
 export class MosaicBertSelfAttention extends nn.Module {
   readonly Wqkv: nn.Linear;
   readonly numHeads: number;
+  /** (NH) ALiBi slopes, for the explicit path (the fused one takes them from the inputs). */
+  readonly slopes: Float32Array;
 
   constructor(c: BertConfig, o: nn.LayerOptions = {}) {
     super();
     this.Wqkv = this.registerModule("Wqkv", new nn.Linear(c.hiddenSize, 3 * c.hiddenSize, o));
     this.numHeads = c.numAttentionHeads;
+    this.slopes = alibiSlopes(c.numAttentionHeads);
   }
 
   // out: (T, C)  h: (T, C)
   forward(h: Tensor, x: EncoderInputs): Tensor {
     if (x.layout.kind !== "varlen") throw new Error("MosaicBERT attention takes unpadded (varlen) inputs");
     const qkv = this.Wqkv.forward(h); // (T, 3C): [q | k | v], heads contiguous within each
+    const C = h.shape[1]!;
+    if (!fusedAttentionSupported(h.device, C / this.numHeads)) {
+      const [q, k, v] = [0, 1, 2].map((i) => F.slice(qkv, 1, i * C, (i + 1) * C)) as [Tensor, Tensor, Tensor];
+      return explicitAttention(q, k, v, x, { numHeads: this.numHeads, slopes: this.slopes });
+    }
     return F.varlenAttention(qkv, {
       cuSeqlens: x.layout.cuSeqlens,
       maxSeqlen: x.layout.maxSeqlen,
