@@ -66,3 +66,4 @@ export {
   glueReport,
   writeReport,
 } from "./report.js";
+export { GLUE_USAGE, glueCommand } from "./command.js";
