@@ -104,18 +104,13 @@ function benchOurs(c, useSlopes) {
     cu.attentionBackward(BF16, dqkv, dqkv + 2 * C, dqkv + 4 * C, dout, out, lse, q, k, v, 3 * C, dCu, B, T, NH, HS,
       maxSeqlen, slopes, 0, scale);
   const r = { fwd: timeMs(fwd) };
-  if (useSlopes) {
-    // Same forward with 128-query tiles (tuning knob read by the launcher).
-    process.env.MBERT_ATTN_FWD_WARPS = "8";
-    r.fwdW8 = timeMs(fwd);
-    delete process.env.MBERT_ATTN_FWD_WARPS;
-  }
   fwd();
   r.bwd = timeMs(bwd);
   r.fwdbwd = timeMs(() => {
     fwd();
     bwd();
   });
+
   for (const p of [qkv, dqkv, out, dout, lse, dCu, slopes]) if (p) cu.free(p);
   return r;
 }
@@ -210,10 +205,6 @@ if (torch) {
     }
   }
 }
-lines.push("");
-lines.push(
-  `forward with 128-query tiles (MBERT_ATTN_FWD_WARPS=8), ALiBi: ${results.cases.map((r) => `${r.name} ${r.ours_alibi.fwdW8?.toFixed(3)} ms`).join(", ")}`,
-);
 const table = lines.join("\n");
 console.log(table);
 if (process.env.OUT) {
