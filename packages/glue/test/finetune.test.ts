@@ -8,7 +8,7 @@ import {
   savePretrained,
   writeSafetensors,
 } from "@mbert/model";
-import { manualSeed } from "@mbert/tensor";
+import { manualSeed, memory } from "@mbert/tensor";
 import { describe, expect, it } from "vitest";
 import {
   GLUE_TASKS,
@@ -97,6 +97,30 @@ describe("finetune", () => {
     });
     expect(r.metrics.dev!.pearson).toBeGreaterThan(0.8);
     expect(r.metrics.dev!.spearman).toBeGreaterThan(0.8);
+  });
+
+  it("frees what it allocated (model, optimizer state, activations)", async () => {
+    const dir = tmpDir();
+    writeSignalSst2(dir, 64, 32);
+    // What building and disposing the bare model leaves behind is the tensor
+    // package's business (at the time of writing each new Parameter leaves its
+    // temporary); finetune must leave nothing more than that.
+    const config = { ...tinyMosaic(), numLabels: 2, problemType: "single_label_classification" };
+    const m0 = memory();
+    createModel(config, "classification").dispose();
+    const m1 = memory();
+    await finetune({
+      task: "sst2",
+      dataDir: dir,
+      config: tinyMosaic(),
+      tokenizer: tinyTokenizer(),
+      maxDuration: "6ba",
+      batchSize: 8,
+    });
+    const m2 = memory();
+    expect(m2.tensors - m1.tensors).toBe(m1.tensors - m0.tensors);
+    expect(m2.storages - m1.storages).toBe(m1.storages - m0.storages);
+    expect(m2.bytes.cpu - m1.bytes.cpu).toBe(m1.bytes.cpu - m0.bytes.cpu);
   });
 
   it("rejects bad hyperparameters and a missing model source by name", async () => {
