@@ -243,6 +243,7 @@ function attentionCases(): Case[] {
     mk([100, 33], 5, 64, true),
     mk([77, 128], 6, 32, false),
     mk([257, 3], 4, 128, true),
+    mk([13, 64, 1], 4, 16, true),
     mk(
       Array.from({ length: 64 }, (_, i) => (i % 4 === 0 ? 32 + ((i * 13) % 96) : 128)),
       12,

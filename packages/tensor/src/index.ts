@@ -47,6 +47,7 @@ export {
 export * from "./errors.js";
 export { numel, broadcastShapes, type Shape } from "./shape.js";
 export * as F from "./functional.js";
+export { type OpProfile, profileOps } from "./profile.js";
 export * as nn from "./nn/index.js";
 export { Module, Parameter, StateDictError, type LoadReport } from "./nn/module.js";
 

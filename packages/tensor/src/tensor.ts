@@ -113,18 +113,33 @@ export function setGradEnabled(on: boolean): boolean {
 /** Returns the input gradients (null where none flows) for the output gradient `g`. */
 export type BackwardFn = (g: Tensor) => (Tensor | null)[];
 
-/** One recorded op: its inputs, what it saved, and its gradient. */
+/**
+ * One recorded op: its inputs, what it saved, and its gradient. A node is
+ * referenced by its output tensor and by the nodes of the ops that consumed
+ * that output; when the last reference goes (the output disposed without a
+ * backward, and no later op holds it), its saved tensors are released and
+ * its inputs' nodes lose a reference in turn.
+ */
 export class Node {
+  refs = 1;
   constructor(
     readonly op: string,
     readonly inputs: (Tensor | null)[],
     readonly backward: BackwardFn,
     readonly saved: Tensor[],
-  ) {}
+  ) {
+    for (const i of inputs) if (i?.node) i.node.refs++;
+  }
 
   release(): void {
     for (const t of this.saved) t.dispose();
     this.saved.length = 0;
+  }
+
+  unref(): void {
+    if (--this.refs > 0) return;
+    this.release();
+    for (const i of this.inputs) i?.node?.unref();
   }
 }
 
@@ -319,6 +334,10 @@ export class Tensor {
     this.storage_.release();
     this.storage_ = null;
     liveTensors--;
+    // Drop this tensor's hold on its node. The node stays reachable through
+    // the ops that consumed this tensor (backward still flows through it); with
+    // no such op left, the graph behind it is released.
+    this.node?.unref();
     for (const s of scopes) s.delete(this);
     if (this.grad && this.isLeaf) {
       this.grad.dispose();

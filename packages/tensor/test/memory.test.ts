@@ -36,6 +36,20 @@ describe("memory", () => {
     model.dispose();
   });
 
+  it("disposing a module returns every byte its parameters took", () => {
+    const before = memory();
+    const m = new MLP();
+    m.resetParameters(new Generator(1));
+    // A recorded forward whose tensors are all disposed without a backward releases its graph.
+    tidy(() => {
+      m.forward(randn([2, 16]));
+    });
+    m.dispose();
+    const after = memory();
+    expect(after.tensors).toBe(before.tensors);
+    expect(after.bytes).toEqual(before.bytes);
+  });
+
   it("tidy frees intermediates but keeps what is returned", () => {
     const before = memory().tensors;
     const kept = tidy(() => {

@@ -17,7 +17,10 @@ export interface LayerOptions {
 }
 
 function param(shape: number[], opts: LayerOptions, value = 0): Parameter {
-  return new Parameter(full(shape, value, { dtype: opts.dtype ?? "float32", device: opts.device ?? "cpu" }));
+  const init = full(shape, value, { dtype: opts.dtype ?? "float32", device: opts.device ?? "cpu" });
+  const p = new Parameter(init);
+  init.dispose();
+  return p;
 }
 
 function initNormal(p: Parameter, std: number, generator: Generator): void {

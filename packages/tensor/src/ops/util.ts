@@ -2,13 +2,14 @@ import type { BackendKernels, DTypeCode } from "@mbert/kernels";
 import { backend } from "../backend.js";
 import { type DType, dtypeCode } from "../dtype.js";
 import { DTypeError, wrapNative } from "../errors.js";
+import { profiled } from "../profile.js";
 import type { Shape } from "../shape.js";
 import { Tensor, checkInputs } from "../tensor.js";
 
 /** Runs a kernel of `t`'s device, converting native errors to TensorErrors naming `op`. */
 export function launch(op: string, t: Tensor, fn: (k: BackendKernels) => void): void {
   const k = backend(t.device);
-  wrapNative(op, () => fn(k));
+  wrapNative(op, () => profiled(op, t.device, () => fn(k)));
 }
 
 export function code(t: Tensor | DType): DTypeCode {
