@@ -21,6 +21,8 @@ export interface ParityResult {
   grad_max_rel_err: number;
   /** The parameter with the largest gradient error. */
   grad_worst: string;
+  /** Error of every parameter's gradient, by name. */
+  grad_errors: Record<string, number>;
   /** Parameters whose reference gradient is zero in exact arithmetic (measured against the whole gradient's norm). */
   grad_zero_params: string[];
   adamw_max_abs_err: number;
@@ -34,6 +36,11 @@ export interface ParityOptions {
   device?: Device;
   /** "padded" (default for classic BERT: the B*S grid with a key mask) or "unpadded" (varlen). */
   layout?: "padded" | "unpadded";
+  /**
+   * Compute dtype; default bf16 on cuda, float32 on the cpu. "float32" on cuda
+   * separates bf16 rounding from a real fault (then the cpu thresholds apply).
+   */
+  computeDType?: "float32" | "bfloat16";
 }
 
 function padded(c: ParityCase, withLabels: boolean): PaddedBatch {
@@ -127,8 +134,10 @@ export function checkParity(caseDir: string, opts: ParityOptions = {}): ParityRe
   const device = opts.device ?? "cpu";
   const c = loadParityCase(path.resolve(caseDir));
   const layout = opts.layout ?? "padded";
-  const thresholds = PARITY_THRESHOLDS[device];
+  const lowp = device === "cuda" && opts.computeDType !== "float32";
+  const thresholds = PARITY_THRESHOLDS[lowp ? "cuda" : "cpu"];
   const model = createModel(c.config, c.head, { device, init: false });
+  if (opts.computeDType) model.computeDType = opts.computeDType;
   try {
     loadStateDict(model, c.weights, { strict: true, file: c.dir });
     model.eval(); // the fixtures have dropout 0; eval makes it certain
@@ -170,6 +179,7 @@ export function checkParity(caseDir: string, opts: ParityOptions = {}): ParityRe
     let gradErr = 0;
     let gradWorst = "";
     const zeroGrads: string[] = [];
+    const gradErrors: Record<string, number> = {};
     for (const [name, p] of model.namedParameters()) {
       const ref = c.grads.get(name);
       if (ref === undefined) continue;
@@ -184,6 +194,7 @@ export function checkParity(caseDir: string, opts: ParityOptions = {}): ParityRe
         for (let i = 0; i < ref.length; i++) d += (ours[i]! - ref[i]!) ** 2;
         e = Math.sqrt(d) / total;
       } else e = relErr(ours, ref);
+      gradErrors[name] = e;
       if (e > gradErr || gradWorst === "") {
         gradErr = Math.max(gradErr, e);
         gradWorst = name;
@@ -239,6 +250,7 @@ export function checkParity(caseDir: string, opts: ParityOptions = {}): ParityRe
       loss_abs_err: lossErr,
       grad_max_rel_err: gradErr,
       grad_worst: gradWorst,
+      grad_errors: gradErrors,
       grad_zero_params: zeroGrads,
       adamw_max_abs_err: adamwErr,
       adamw_losses: losses,
@@ -261,6 +273,7 @@ export async function checkParityCommand(
   let dir: string | undefined;
   let device: Device = "cpu";
   let layout: "padded" | "unpadded" | undefined;
+  let computeDType: "float32" | "bfloat16" | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--device" || a.startsWith("--device=")) {
@@ -272,6 +285,11 @@ export async function checkParityCommand(
       if (v !== "padded" && v !== "unpadded")
         return usage(out, `--layout must be padded or unpadded, got ${v}`);
       layout = v;
+    } else if (a === "--dtype" || a.startsWith("--dtype=")) {
+      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
+      if (v !== "float32" && v !== "bfloat16")
+        return usage(out, `--dtype must be float32 or bfloat16, got ${v}`);
+      computeDType = v;
     } else if (a === "-h" || a === "--help") {
       out.write(`${USAGE}\n`);
       return 0;
@@ -287,7 +305,7 @@ export async function checkParityCommand(
     return 1;
   }
   try {
-    const r = checkParity(dir, { device, layout });
+    const r = checkParity(dir, { device, layout, computeDType });
     out.write(`${JSON.stringify(r)}\n`);
     return r.pass ? 0 : 1;
   } catch (e) {
@@ -299,7 +317,8 @@ export async function checkParityCommand(
   }
 }
 
-const USAGE = "usage: mbert check-parity <case-dir> [--device cpu|cuda] [--layout padded|unpadded]";
+const USAGE =
+  "usage: mbert check-parity <case-dir> [--device cpu|cuda] [--layout padded|unpadded] [--dtype float32|bfloat16]";
 
 function usage(out: { write(s: string): unknown }, msg: string): number {
   out.write(`${JSON.stringify({ error: `${msg}; ${USAGE}`, pass: false })}\n`);
