@@ -168,6 +168,17 @@ abstract class BertPreTrainedModel extends nn.Module {
     });
   }
 
+  /**
+   * Weight-decay groups by rule: matrices and embedding tables decay; biases
+   * and LayerNorm weights do not (`param.decay`, set by the layers).
+   */
+  decayGroups(): { decay: string[]; noDecay: string[] } {
+    const decay: string[] = [];
+    const noDecay: string[] = [];
+    for (const [name, p] of this.namedParameters()) (p.decay ? decay : noDecay).push(name);
+    return { decay, noDecay };
+  }
+
   /** Parameters, shared ones once (the tied decoder is the word embedding). */
   numParams(opts: { embeddings?: boolean } = {}): number {
     const c = this.paramCounts();

@@ -22,6 +22,8 @@ export interface TrainableModel<Batch> {
   /** HF-named parameters, shared ones once (the tied decoder is the word embedding). */
   namedParameters(): Iterable<[string, Parameter]>;
   parameters(): Parameter[];
+  /** Names of the parameters that take weight decay and of those that do not (biases, LayerNorm). */
+  decayGroups(): { decay: string[]; noDecay: string[] };
   /** Parameter count; `{ embeddings: false }` leaves out the word/position/type tables. */
   numParams(opts?: { embeddings?: boolean }): number;
   paramCounts(): ParamCounts;
