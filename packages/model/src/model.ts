@@ -30,7 +30,7 @@ import {
 } from "./batch.js";
 import { BertEmbeddings, BertEncoder } from "./bert.js";
 import { type BertConfig, type ParamCounts, validateConfig } from "./config.js";
-import { BatchError, TokenIdOutOfRange } from "./errors.js";
+import { BatchError, ModelError, TokenIdOutOfRange } from "./errors.js";
 import { type EncoderInputs, disposeInputs, preparePadded, prepareUnpadded } from "./inputs.js";
 import type { ClassificationModel, MlmModel } from "./protocol.js";
 import { MosaicBertEmbeddings, MosaicBertEncoder, lastLayerSubset } from "./mosaic_bert.js";
@@ -128,6 +128,20 @@ abstract class BertPreTrainedModel extends nn.Module {
     if (this.computeDType !== null) return this.computeDType;
     const w = this.bert.wordEmbeddings;
     return w.device === "cuda" ? "bfloat16" : w.dtype;
+  }
+
+  /**
+   * Not supported: the layers hold their parameters in fields, which a move
+   * that swaps Parameter objects would leave pointing at freed tensors.
+   * Build the model where it will run instead.
+   */
+  override to(device: Device, dtype?: DType): this {
+    const w = this.bert.wordEmbeddings;
+    if (device === w.device && (dtype === undefined || dtype === w.dtype)) return this;
+    throw new ModelError(
+      "MODEL_MOVE_UNSUPPORTED",
+      `model.to("${device}"${dtype ? `, "${dtype}"` : ""}): build the model on its device instead: createModel(config, head, { device, dtype }) or loadPretrained(dir, { device, dtype }), then loadStateDict to copy weights across devices`,
+    );
   }
 
   /** The device the parameters live on. */

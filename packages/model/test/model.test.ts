@@ -229,6 +229,15 @@ describe("classic BERT forward", () => {
   });
 });
 
+describe("devices", () => {
+  it("refuses to be moved after construction, saying how to build it on the device", () => {
+    const m = createModel(tiny("mosaic"), "mlm");
+    expect(m.to("cpu")).toBe(m);
+    expect(() => m.to("cpu", "float64")).toThrow(/createModel\(config, head, \{ device, dtype \}\)/);
+    m.dispose();
+  });
+});
+
 describe("input checks", () => {
   it("refuses out-of-vocabulary token ids on the host", () => {
     for (const family of ["bert", "mosaic"] as const) {
