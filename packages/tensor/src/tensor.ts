@@ -345,6 +345,22 @@ export class Tensor {
     }
   }
 
+  /**
+   * Takes over `src`'s storage, dtype and device in place (keeping this
+   * object's identity, which modules and optimizers hold), and disposes `src`.
+   */
+  adopt(src: Tensor): void {
+    if (!sameShape(src.shape, this.shape)) {
+      throw new ShapeError(`adopt: shape ${fmt(src.shape)} differs from ${fmt(this.shape)}`);
+    }
+    const st = src.storage.retain();
+    this.storage_?.release();
+    this.storage_ = st;
+    (this as { dtype: DType }).dtype = src.dtype;
+    (this as { device: Device }).device = src.device;
+    src.dispose();
+  }
+
   /** A new tensor object sharing this one's storage (used by the tape and by reshape). */
   alias(shape: Shape = this.shape): Tensor {
     const t = new Tensor(this.storage.retain(), shape, this.dtype);

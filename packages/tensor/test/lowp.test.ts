@@ -27,15 +27,30 @@ describe("parameters read through a low-precision copy", () => {
     });
   });
 
-  it("layerNorm reads float64 parameters through a float32 copy", () => {
+  it("layerNorm reads float64 parameters through a float32 copy, forward and backward", () => {
     tidy(() => {
       const gen = new Generator(6);
       const ln = new nn.LayerNorm(7, 1e-5, { dtype: "float64" });
+      ln.resetParameters();
+      ln.weight.adopt(randn([7], { dtype: "float64", generator: gen }).add(1));
       const x64 = randn([3, 7], { dtype: "float64", generator: gen });
-      const y = ln.forward(x64.cast("float32"));
+      const g64 = randn([3, 7], { dtype: "float64", generator: gen });
+      const x32 = x64.cast("float32").detach();
+      x32.requiresGrad = true;
+      const y = ln.forward(x32);
       expect(y.dtype).toBe("float32");
-      const y64 = ln.forward(x64);
+      y.backward(g64.cast("float32"));
+      const dx32 = x32.grad!.cast("float64").data();
+      const dw32 = ln.weight.grad!.data();
+      expect(ln.weight.grad!.dtype).toBe("float64");
+      ln.zeroGrad();
+      const xr = x64.detach();
+      xr.requiresGrad = true;
+      const y64 = ln.forward(xr);
+      y64.backward(g64);
       expect(relErr(y.cast("float64").data(), y64.data())).toBeLessThan(1e-5);
+      expect(relErr(dx32, xr.grad!.data())).toBeLessThan(1e-5);
+      expect(relErr(dw32, ln.weight.grad!.data())).toBeLessThan(1e-5);
       ln.dispose();
     });
   });

@@ -62,3 +62,18 @@ describe("memory", () => {
     expect(memory().tensors).toBe(before);
   });
 });
+
+describe("Module.to", () => {
+  it("moves parameters in place, keeping the objects fields and optimizers hold", () => {
+    const lin = new nn.Linear(3, 2, { dtype: "float32" });
+    const w = lin.weight;
+    const before = memory();
+    lin.to("cpu", "float64");
+    expect(lin.weight).toBe(w);
+    expect(w.dtype).toBe("float64");
+    expect(lin.parameters()[0]).toBe(w);
+    expect(memory().tensors).toBe(before.tensors);
+    lin.resetParameters(new Generator(1));
+    lin.dispose();
+  });
+});

@@ -192,25 +192,23 @@ export class Module {
   }
 
   private moveOwn(device: Device, dtype?: DType): void {
-    for (const [n, p] of this.params) {
+    // In place: the Parameter objects keep their identity (fields and optimizers hold them).
+    for (const p of this.params.values()) {
       if (!p || (p.device === device && (!dtype || p.dtype === dtype))) continue;
       const moved = noGrad(() => {
         const d = p.to(device);
         const c = dtype && d.dtype !== dtype ? d.castTo(dtype) : d;
         if (c !== d && d !== p) d.dispose();
-        return c;
+        return c === p ? p.clone() : c;
       });
-      const np = new Parameter(moved);
-      np.decay = p.decay;
-      if (moved !== p) moved.dispose();
-      p.dispose();
-      this.params.set(n, np);
+      p.lowp?.dispose();
+      p.lowp = null;
+      p.zeroGrad();
+      p.adopt(moved);
     }
-    for (const [n, b] of this.buffers) {
+    for (const b of this.buffers.values()) {
       if (!b || b.device === device) continue;
-      const moved = keep(noGrad(() => b.to(device)));
-      b.dispose();
-      this.buffers.set(n, moved);
+      b.adopt(noGrad(() => b.to(device)));
     }
   }
 

@@ -87,7 +87,7 @@ export function layerNorm(
     "layerNorm",
     out,
     [x, weight, bias, residual ?? null],
-    [h, mean, rstd, weight],
+    [h, mean, rstd, wc],
     (g, [hs, ms, rs, ws]) => {
       const dx = emptyOn(x.shape, x.dtype, g);
       const dw = weight.requiresGrad ? emptyOn(weight.shape, weight.dtype, g) : null;
