@@ -1,0 +1,3 @@
+// Imports shared by the GPU benchmark entry points.
+export { native } from "@mbert/kernels";
+export { Generator, profileOps, tidy } from "@mbert/tensor";

@@ -1,0 +1,163 @@
+// One MosaicBERT-base pretraining step on the GPU, timed: microbatch 256 x 128
+// with 25% of sequences shorter (lengths uniform in [32, 128)), 30% masking,
+// bf16 compute over fp32 master weights, DecoupledAdamW. Reports tokens/s over
+// real tokens, MFU (6 x params x tokens/s / 989e12), and where a step's time
+// goes (per-op device time from a separate profiled step, plus host time).
+// Bundle with scripts/device-bundle.mjs; run on the GPU machine. Prints a table
+// and a JSON line; writes $OUT/pretrain.json.
+import fs from "node:fs";
+import path from "node:path";
+import { type UnpaddedMlmBatch, createModel, presetConfig } from "@mbert/model";
+import { Generator, native, profileOps, tidy } from "./bench-deps.js";
+import { DecoupledAdamW } from "@mbert/train";
+
+const PEAK = 989e12;
+const args = process.argv.slice(2);
+const arg = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1]! : dflt;
+};
+const preset = arg("preset", "mosaic-bert-base");
+const B = Number(arg("batch", "256"));
+const S = Number(arg("seq", "128"));
+const steps = Number(arg("steps", "20"));
+
+function makeBatch(seed: number, V: number): UnpaddedMlmBatch {
+  let s = seed >>> 0;
+  const rnd = () => {
+    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    return s / 2 ** 32;
+  };
+  const lens = Array.from({ length: B }, () => (rnd() < 0.25 ? 32 + Math.floor(rnd() * (S - 32)) : S));
+  const T = lens.reduce((a, b) => a + b, 0);
+  const inputIds = new Int32Array(T);
+  const cuSeqlens = new Int32Array(B + 1);
+  const masked: number[] = [];
+  const labels: number[] = [];
+  let t = 0;
+  lens.forEach((len, b) => {
+    cuSeqlens[b] = t;
+    for (let i = 0; i < len; i++, t++) {
+      const id = i === 0 ? 101 : i === len - 1 ? 102 : 1000 + Math.floor(rnd() * (V - 1100));
+      inputIds[t] = id;
+      if (i > 0 && i < len - 1 && rnd() < 0.3) {
+        masked.push(t);
+        labels.push(id);
+        inputIds[t] = 103;
+      }
+    }
+  });
+  cuSeqlens[B] = T;
+  return {
+    inputIds,
+    tokenTypeIds: new Int32Array(T),
+    cuSeqlens,
+    maxSeqlen: Math.max(...lens),
+    maskedPositions: Int32Array.from(masked),
+    labels: Int32Array.from(labels),
+    numSequences: B,
+    numTokens: T,
+  };
+}
+
+function main(): void {
+  const cuda = native.cuda;
+  if (!cuda) throw new Error("pretrain bench: built without CUDA");
+  const config = presetConfig(preset);
+  const model = createModel(config, "mlm", { device: "cuda", generator: new Generator(0) });
+  model.train();
+  const opt = new DecoupledAdamW(model.namedParameters(), {
+    lr: 5e-4,
+    betas: [0.9, 0.98],
+    eps: 1e-6,
+    weightDecay: 1e-5,
+  });
+  const batches = [0, 1, 2, 3].map((i) => makeBatch(i + 1, config.vocabSize));
+  const params = model.numParams();
+  const phases = { forward: 0, backward: 0, optimizer: 0 };
+  const step = (batch: UnpaddedMlmBatch, timed = false) => {
+    const e0 = timed ? cuda.eventRecord() : 0;
+    let e1 = 0;
+    tidy(() => {
+      const out = model.forward(batch);
+      if (timed) e1 = cuda.eventRecord();
+      out.loss!.backward();
+    });
+    const e2 = timed ? cuda.eventRecord() : 0;
+    opt.step();
+    opt.zeroGrad();
+    if (timed) {
+      const e3 = cuda.eventRecord();
+      phases.forward += cuda.eventElapsed(e0, e1);
+      phases.backward += cuda.eventElapsed(e1, e2);
+      phases.optimizer += cuda.eventElapsed(e2, e3);
+      for (const e of [e0, e1, e2, e3]) cuda.eventDestroy(e);
+    }
+  };
+  for (let i = 0; i < 3; i++) step(batches[i % 4]!);
+  native.cuda!.synchronize();
+  const times: number[] = [];
+  const hostMs: number[] = [];
+  let tokens = 0;
+  for (let i = 0; i < steps; i++) {
+    const b = batches[i % 4]!;
+    const start = cuda.eventRecord();
+    const h0 = performance.now();
+    step(b, true);
+    hostMs.push(performance.now() - h0);
+    const end = cuda.eventRecord();
+    times.push(cuda.eventElapsed(start, end));
+    cuda.eventDestroy(start);
+    cuda.eventDestroy(end);
+    tokens += b.inputIds.length;
+  }
+  const sorted = [...times].sort((a, b) => a - b);
+  const med = sorted[Math.floor(sorted.length / 2)]!;
+  const meanTokens = tokens / steps;
+  const tps = meanTokens / (med / 1e3);
+  const mfu = (6 * params * tps) / PEAK;
+  // Per-op breakdown from one profiled step.
+  const { profile } = profileOps(() => step(batches[0]!));
+  const opRows = [...profile.ops.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const loss = tidy(() => model.forward(batches[0]!).loss!.item());
+  console.log(
+    `\n${preset} pretraining step, microbatch ${B} x ${S}, ${params} params, ${meanTokens.toFixed(0)} real tokens/step`,
+  );
+  console.log(
+    `step median ${med.toFixed(2)} ms  tokens/s ${tps.toFixed(0)}  MFU ${(mfu * 100).toFixed(1)}%  loss ${loss.toFixed(3)}`,
+  );
+  const n = steps;
+  console.log(
+    `phases (mean ms): forward ${(phases.forward / n).toFixed(2)}  backward ${(phases.backward / n).toFixed(2)}  optimizer ${(phases.optimizer / n).toFixed(2)}  host enqueue ${(hostMs.reduce((a, b) => a + b, 0) / n).toFixed(2)}`,
+  );
+  console.log("op                                   ms/step  launches");
+  for (const [op, v] of opRows.slice(0, 25))
+    console.log(`${op.padEnd(36)} ${v.ms.toFixed(3).padStart(8)} ${String(v.count).padStart(8)}`);
+  const json = {
+    bench: "pretrain-step",
+    impl: "mbert",
+    model: preset,
+    params,
+    batch: B,
+    seq: S,
+    step_ms: med,
+    tokens_per_second: tps,
+    mfu,
+    loss,
+    phases_ms: {
+      forward: phases.forward / n,
+      backward: phases.backward / n,
+      optimizer: phases.optimizer / n,
+      host: hostMs.reduce((a, b) => a + b, 0) / n,
+    },
+    ops_ms: Object.fromEntries(opRows.map(([k, v]) => [k, v.ms])),
+    profiled_total_ms: profile.totalMs,
+  };
+  console.log(JSON.stringify(json));
+  if (process.env.OUT)
+    fs.writeFileSync(path.join(process.env.OUT, `pretrain-${preset}.json`), JSON.stringify(json, null, 1));
+  opt.dispose();
+  model.dispose();
+}
+
+main();
