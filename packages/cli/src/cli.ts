@@ -4,6 +4,7 @@
  * printed only for unexpected errors, or with MBERT_DEBUG=1.
  */
 import { SHARD_USAGE, TOKENIZE_USAGE, shardCommand, tokenizeCommand, verifyCommand } from "@mbert/data";
+import { GLUE_USAGE, glueCommand } from "@mbert/glue";
 import { checkParityCommand } from "@mbert/model";
 import { CliError, UsageError } from "./errors.js";
 import { DEMO_USAGE, demoCommand } from "./demo.js";
@@ -16,6 +17,7 @@ commands:
   pretrain <config.yaml>    pretrain with a Composer-style recipe (--set key=value overrides)
   shard                     tokenize text into Arrow shards (shard verify <dir> checks them)
   tokenize                  print token ids for each line of a text file
+  glue                      finetune and evaluate a checkpoint on GLUE tasks
   check-parity              compare the model against the reference fixtures
 
 Run 'mbert <command> --help' for a command's options.`;
@@ -33,6 +35,7 @@ const COMMANDS: Record<
     run: (a, o, e) => (a[0] === "verify" ? verifyCommand(a.slice(1), o, e) : shardCommand(a, o, e)),
   },
   tokenize: { usage: TOKENIZE_USAGE, run: (a, o, e) => tokenizeCommand(a, o, e) },
+  glue: { usage: GLUE_USAGE, run: (a, o, e) => glueCommand(a, o, e) },
   "check-parity": {
     usage: "usage: mbert check-parity [options] (see @mbert/model)",
     run: (a, o) => checkParityCommand(a, o),

@@ -23,7 +23,7 @@ describe("mbert", () => {
     const out = sink();
     expect(await main(["--help"], out, sink())).toBe(0);
     expect(out.text).toMatch(/demo[\s\S]*pretrain[\s\S]*shard[\s\S]*tokenize[\s\S]*check-parity/);
-    for (const cmd of ["demo", "pretrain", "shard", "tokenize", "check-parity"]) {
+    for (const cmd of ["demo", "pretrain", "shard", "tokenize", "glue", "check-parity"]) {
       const o = sink();
       expect(await main([cmd, "--help"], o, sink())).toBe(0);
       expect(o.text).toMatch(/usage: mbert/);
