@@ -16,7 +16,7 @@
 // cuSeqlens: int32 (B+1); slopes: float32 (NH) or null; keyBias: float32 (T) or null.
 //
 // dtype: bfloat16 only (float32 and float64 throw a clear error: the kernels run on
-// bf16 tensor cores; cast q, k, v first). HS in {32, 64, 128}; any NH; sequence
+// bf16 tensor cores; cast q, k, v first). HS in {16, 32, 64, 128}; any NH; sequence
 // lengths from 1 up (tested to 2048; no upper limit in the tiling); B <= 65535.
 // A query row whose keys are all masked by -inf in keyBias gets out = 0, lse = +inf.
 //
@@ -642,10 +642,11 @@ void attention_forward(void* out, float* lse, const void* q, const void* k, cons
   auto* kk = static_cast<const bf16*>(k);
   auto* vv = static_cast<const bf16*>(v);
   switch (HS) {
+    case 16: forward_launch<16, kFwdWarps>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream); break;
     case 32: forward_launch<32, kFwdWarps>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream); break;
     case 64: forward_launch<64, kFwdWarps>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream); break;
     case 128: forward_launch<128, kFwdWarps>(o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, stream); break;
-    default: throw Error(str("attentionForward: head size ", HS, " is not supported on cuda (use 32, 64 or 128)"));
+    default: throw Error(str("attentionForward: head size ", HS, " is not supported on cuda (use 16, 32, 64 or 128)"));
   }
 }
 
@@ -685,10 +686,11 @@ void attention_backward(void* dq, void* dk, void* dv, const void* dout, const vo
   backward_launch<HS_, MINB_>(a, bk, c, D, dqacc, g, o, lse, qq, kk, vv, s, cuSeqlens, slopes, keyBias, scale, \
                               stream)
   switch (HS) {
+    case 16: MBERT_ATTN_BWD(16, 2); break;
     case 32: MBERT_ATTN_BWD(32, 2); break;
     case 64: MBERT_ATTN_BWD(64, 2); break;
     case 128: MBERT_ATTN_BWD(128, 1); break;
-    default: throw Error(str("attentionBackward: head size ", HS, " is not supported on cuda (use 32, 64 or 128)"));
+    default: throw Error(str("attentionBackward: head size ", HS, " is not supported on cuda (use 16, 32, 64 or 128)"));
   }
 #undef MBERT_ATTN_BWD
 }
@@ -709,8 +711,8 @@ AttnArgs attn_shape(const Args& a, int iStride, int iB) {
   s.stride = a.i64(iStride);
   const int64_t B = a.size(iB, "B"), T = a.size(iB + 1, "T"), NH = a.i64(iB + 2), HS = a.i64(iB + 3);
   const int64_t maxSeqlen = a.size(iB + 4, "maxSeqlen");
-  MBERT_CHECK(HS == 32 || HS == 64 || HS == 128, "cuda.", a.fn(), ": head size HS = ", HS,
-              " is not supported on cuda (use 32, 64 or 128)");
+  MBERT_CHECK(HS == 16 || HS == 32 || HS == 64 || HS == 128, "cuda.", a.fn(), ": head size HS = ", HS,
+              " is not supported on cuda (use 16, 32, 64 or 128)");
   MBERT_CHECK(NH >= 1 && NH <= 65535, "cuda.", a.fn(), ": NH must be in [1, 65535], got ", NH);
   MBERT_CHECK(B <= 65535, "cuda.", a.fn(), ": B = ", B, " sequences is over the limit of 65535 per call");
   MBERT_CHECK(T < (int64_t(1) << 31) && maxSeqlen < (int64_t(1) << 31), "cuda.", a.fn(), ": T and maxSeqlen must be < 2^31");

@@ -144,7 +144,13 @@ const cases: Case[] = [
     inputs: [{ shape: [1000] }, { shape: [1000], scale: 0.3, shift: 2 }],
     fn: ([a, b]) => a!.div(b!),
   },
-  { op: "maximum", inputs: [{ shape: [513] }, { shape: [513] }], fn: ([a, b]) => a!.maximum(b!) },
+  // float32 only: bf16 rounding turns near-ties into ties, which route the gradient differently.
+  {
+    op: "maximum",
+    inputs: [{ shape: [513] }, { shape: [513] }],
+    fn: ([a, b]) => a!.maximum(b!),
+    dtypes: ["float32"],
+  },
   { op: "sum axis 1", inputs: [{ shape: [33, 1025, 3] }], fn: ([x]) => x!.sum(1) },
   { op: "sum all", inputs: [{ shape: [100003] }], fn: ([x]) => x!.sum(), tol: { bfloat16: 3e-2 } },
   { op: "mean last", inputs: [{ shape: [300, 768] }], fn: ([x]) => x!.mean(-1) },
