@@ -3,7 +3,7 @@
 // written with `=`; parameter gradients dweight, dbias (C) with `=` or `+=` by
 // `accumulate`. Accumulation: fp32; row statistics in two passes over the
 // row (mean, then sum of squared deviations); parameter gradients are summed
-// per warp over a fixed set of rows, then across warps in a fixed order.
+// per warp over a fixed set of rows, then across warps and blocks in a fixed order.
 //   out, x, residual, residualOut, dx, dy: (rows, C)   mean, rstd: (rows) fp32
 //   weight, bias: (C) in dtype   dweight, dbias: (C) in gradDtype
 // One warp per row. When C fits (C <= 1024, 16-byte aligned rows) the row
@@ -184,16 +184,31 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_backward_cached(
     }
   }
   if (params) {
+    // The block's warps combine their partial sums in shared memory, in warp
+    // order, and write one (C) row per block: pw/pb[block][C].
+    extern __shared__ float smem[];  // [2][kWarps][C]
+    float* sw = smem + (threadIdx.x >> 5) * C;
+    float* sb = smem + (kWarps + (threadIdx.x >> 5)) * C;
 #pragma unroll
     for (int j = 0; j < MAXV; ++j) {
       const int v = j * 32 + lane;
       if (v < nv) {
 #pragma unroll
         for (int k = 0; k < N; ++k) {
-          pw[warp * C + v * N + k] = accw[j][k];
-          pb[warp * C + v * N + k] = accb[j][k];
+          sw[v * N + k] = accw[j][k];
+          sb[v * N + k] = accb[j][k];
         }
       }
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+      float w = smem[c], b = smem[kWarps * C + c];
+      for (int wi = 1; wi < kWarps; ++wi) {
+        w += smem[wi * C + c];
+        b += smem[(kWarps + wi) * C + c];
+      }
+      pw[int64_t(blockIdx.x) * C + c] = w;
+      pb[int64_t(blockIdx.x) * C + c] = b;
     }
   }
 }
@@ -237,19 +252,33 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_backward_generic(
   }
 }
 
-// dweight[c] (+)= sum over warps of pw[warp][c] in warp order; same for dbias.
+// dweight[c] (+)= sum over parts of pw[part][c]; same for dbias. Block
+// (32 columns x 16 slices): slice y sums parts y, y + 16, ...; the 16 slice
+// sums are then added in slice order (fixed order: deterministic).
 template <typename G>
-__global__ void layernorm_param_finish(G* dweight, G* dbias, const float* pw, const float* pb, int64_t nwarps, int C,
+__global__ void layernorm_param_finish(G* dweight, G* dbias, const float* pw, const float* pb, int64_t nparts, int C,
                                        bool accumulate) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
-  float sw = 0.f, sb = 0.f;
-  for (int64_t w = 0; w < nwarps; ++w) {
-    sw += pw[w * C + c];
-    sb += pb[w * C + c];
+  __shared__ float sw[16][33], sb[16][33];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int c = blockIdx.x * 32 + tx;
+  float w = 0.f, b = 0.f;
+  if (c < C) {
+    for (int64_t p = ty; p < nparts; p += 16) {
+      w += pw[p * C + c];
+      b += pb[p * C + c];
+    }
   }
-  if (dweight) dweight[c] = from_f<G>(accumulate ? to_f<G>(dweight[c]) + sw : sw);
-  if (dbias) dbias[c] = from_f<G>(accumulate ? to_f<G>(dbias[c]) + sb : sb);
+  sw[ty][tx] = w;
+  sb[ty][tx] = b;
+  __syncthreads();
+  if (ty == 0 && c < C) {
+    for (int y = 1; y < 16; ++y) {
+      w += sw[y][tx];
+      b += sb[y][tx];
+    }
+    if (dweight) dweight[c] = from_f<G>(accumulate ? to_f<G>(dweight[c]) + w : w);
+    if (dbias) dbias[c] = from_f<G>(accumulate ? to_f<G>(dbias[c]) + b : b);
+  }
 }
 
 // ---- launchers ----------------------------------------------------------------------
@@ -291,23 +320,29 @@ void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy
     pw = static_cast<float*>(workspace());
     pb = pw + blocks * kWarps * C;
   }
+  // The cached kernel writes one partial row per block, the generic one per warp.
+  const bool cached = cached_ok<T>(C, {dx, dy, x, weight});
+  const int64_t nparts = cached ? blocks : blocks * kWarps;
   if (rows > 0 || params) {
-    if (cached_ok<T>(C, {dx, dy, x, weight}))
-      layernorm_backward_cached<T><<<unsigned(blocks), kWarps * 32, 0, st>>>(dx, pw, pb, dy, x, mean, rstd, weight,
-                                                                             rows, C);
-    else
+    if (cached) {
+      const std::size_t smem = params ? 2 * kWarps * std::size_t(C) * sizeof(float) : 0;
+      layernorm_backward_cached<T><<<unsigned(blocks), kWarps * 32, smem, st>>>(dx, pw, pb, dy, x, mean, rstd,
+                                                                                weight, rows, C);
+    } else {
       layernorm_backward_generic<T><<<unsigned(blocks), kWarps * 32, 0, st>>>(dx, pw, pb, dy, x, mean, rstd, weight,
                                                                               rows, C);
+    }
     MBERT_LAUNCH_CHECK();
   }
   if (params) {
-    const unsigned g = unsigned(ceil_div(C, 256));
+    const unsigned g = unsigned(ceil_div(C, 32));
+    const dim3 block{32u, 16u, 1u};
     if (gt == DType::BF16)
-      layernorm_param_finish<bf16><<<g, 256, 0, st>>>(static_cast<bf16*>(dweight), static_cast<bf16*>(dbias), pw, pb,
-                                                      blocks * kWarps, C, accumulate);
+      layernorm_param_finish<bf16><<<g, block, 0, st>>>(static_cast<bf16*>(dweight), static_cast<bf16*>(dbias), pw,
+                                                        pb, nparts, C, accumulate);
     else
-      layernorm_param_finish<float><<<g, 256, 0, st>>>(static_cast<float*>(dweight), static_cast<float*>(dbias), pw,
-                                                       pb, blocks * kWarps, C, accumulate);
+      layernorm_param_finish<float><<<g, block, 0, st>>>(static_cast<float*>(dweight), static_cast<float*>(dbias), pw,
+                                                         pb, nparts, C, accumulate);
     MBERT_LAUNCH_CHECK();
   }
 }
