@@ -274,3 +274,61 @@ describe("creation", () => {
     });
   });
 });
+
+describe("zero-size edge cases (forward and backward)", () => {
+  it("every op accepts empty tensors and gives empty (or zero) gradients", () => {
+    tidy(() => {
+      const e = (shape: number[]) => zeros(shape, { dtype: "float64", requiresGrad: true });
+      const cases: [string, () => Tensor, Tensor[]][] = [];
+      const a = e([0, 5]);
+      const w = e([3, 5]);
+      const b = e([3]);
+      cases.push(["linear", () => F.linear(a, w, b), [a, w, b]]);
+      const k0a = e([4, 0]);
+      const k0b = e([0, 6]);
+      cases.push(["matmul K=0", () => k0a.matmul(k0b), [k0a, k0b]]);
+      const s = e([0, 7]);
+      cases.push(["softmax", () => s.softmax(), [s]]);
+      cases.push(["logSoftmax", () => s.logSoftmax(), [s]]);
+      cases.push(["sum axis 1", () => s.sum(1), [s]]);
+      cases.push(["transpose", () => s.transpose(0, 1), [s]]);
+      cases.push(["slice", () => s.slice(1, 2, 2), [s]]);
+      cases.push(["concat", () => F.concat([s, e([2, 7])], 0), [s]]);
+      const lw = e([7]);
+      const lb = e([7]);
+      cases.push(["layerNorm", () => F.layerNorm(s, lw, lb), [s, lw, lb]]);
+      cases.push(["geglu", () => F.geglu(e([0, 8])), []]);
+      const table = e([4, 3]);
+      cases.push(["indexSelect", () => table.indexSelect(zeros([0], { dtype: "int32" })), [table]]);
+      cases.push([
+        "crossEntropy sum",
+        () => F.crossEntropy(e([0, 5]), zeros([0], { dtype: "int32" }), { reduction: "sum" }),
+        [],
+      ]);
+      const qkv = e([0, 12]);
+      cases.push([
+        "varlenAttention T=0",
+        () =>
+          F.varlenAttention(qkv, { cuSeqlens: tensor([0], { dtype: "int32" }), maxSeqlen: 0, numHeads: 2 }),
+        [qkv],
+      ]);
+      for (const [name, f, ins] of cases) {
+        const out = f();
+        expect(
+          out.dataNumbers().every((v) => v === 0),
+          name,
+        ).toBe(true);
+        if (out.size > 0) out.sum().backward();
+        else out.backward(zeros(out.shape, { dtype: out.dtype }));
+        for (const t of ins) {
+          if (t.grad)
+            expect(
+              t.grad.dataNumbers().every((v) => v === 0),
+              `${name} grad`,
+            ).toBe(true);
+          t.zeroGrad();
+        }
+      }
+    });
+  });
+});
