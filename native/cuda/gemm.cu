@@ -275,8 +275,19 @@ void matmul(const Problem& p0, const void* A, const void* B, void* out, float al
   const uint32_t alA = alignment(A), alB = alignment(B), alC = alignment(out);
   Plan& plan = plan_for(L, p, alA, alB, alC);
   if (plan.has_algo) {
-    run_plan(L, plan, A, B, out, alpha, beta);
-    return;
+    if (p.batch == 1) {
+      run_plan(L, plan, A, B, out, alpha, beta);
+      return;
+    }
+    // A batched layout cuBLASLt accepts in the heuristic but refuses at launch
+    // (a broadcast stride 0, say) falls through to one product per batch;
+    // a refused launch enqueues nothing.
+    try {
+      run_plan(L, plan, A, B, out, alpha, beta);
+      return;
+    } catch (const Error&) {
+      plan.has_algo = false;
+    }
   }
   MBERT_CHECK(p.batch > 1, "cuda.matmul: cuBLASLt has no algorithm for ", dtype_name(p.dtype), " -> ",
               dtype_name(p.out_dtype), " M=", p.M, " N=", p.N, " K=", p.K, " transA=", p.transA,
