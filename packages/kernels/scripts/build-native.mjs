@@ -19,8 +19,13 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+// Sources: the monorepo's native/ when building in the workspace, or the copy
+// a published package carries (packed by `prepack`).
 const rootDir = path.resolve(pkgDir, "../..");
-const nativeDir = path.join(rootDir, "native");
+const nativeDir =
+  [path.join(pkgDir, "native"), path.resolve(pkgDir, "../../native")].find((d) =>
+    fs.existsSync(path.join(d, "common")),
+  ) ?? path.resolve(pkgDir, "../../native");
 const buildDir = path.join(pkgDir, "build");
 const objDir = path.join(buildDir, "obj");
 const outFile = path.join(buildDir, "mbert.node");
