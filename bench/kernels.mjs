@@ -23,7 +23,6 @@ const withTorch = !argv.includes("--no-torch");
 
 const F32 = 0;
 const BF16 = 2;
-const I32 = 3;
 const T = 32768;
 const C = 768;
 const I = 3072;
@@ -101,12 +100,32 @@ for (const [lname, nOut, nIn] of linears) {
   cu.fill(F32, dw, nOut * nIn, 0);
   const flops = 2 * T * nOut * nIn;
   // forward: y(T, out) = x(T, in) @ W^T
-  add(`${lname}.fwd`, "gemm", time(() => cu.matmul(BF16, BF16, y, x, w, 1, T, nOut, nIn, false, true, 1, 0, 0, 0, 0)), flops);
+  add(
+    `${lname}.fwd`,
+    "gemm",
+    time(() => cu.matmul(BF16, BF16, y, x, w, 1, T, nOut, nIn, false, true, 1, 0, 0, 0, 0)),
+    flops,
+  );
   // dX(T, in) = dy(T, out) @ W(out, in)
-  add(`${lname}.dX`, "gemm", time(() => cu.matmul(BF16, BF16, dx, dy, w, 1, T, nIn, nOut, false, false, 1, 0, 0, 0, 0)), flops);
+  add(
+    `${lname}.dX`,
+    "gemm",
+    time(() => cu.matmul(BF16, BF16, dx, dy, w, 1, T, nIn, nOut, false, false, 1, 0, 0, 0, 0)),
+    flops,
+  );
   // dW(out, in) = dy^T @ x, bf16 out (as torch.matmul) and fp32 accumulate (beta = 1)
-  add(`${lname}.dW`, "gemm", time(() => cu.matmul(BF16, BF16, dwb, dy, x, 1, nOut, nIn, T, true, false, 1, 0, 0, 0, 0)), flops);
-  add(`${lname}.dW+=f32`, "gemm", time(() => cu.matmul(BF16, F32, dw, dy, x, 1, nOut, nIn, T, true, false, 1, 1, 0, 0, 0)), flops);
+  add(
+    `${lname}.dW`,
+    "gemm",
+    time(() => cu.matmul(BF16, BF16, dwb, dy, x, 1, nOut, nIn, T, true, false, 1, 0, 0, 0, 0)),
+    flops,
+  );
+  add(
+    `${lname}.dW+=f32`,
+    "gemm",
+    time(() => cu.matmul(BF16, F32, dw, dy, x, 1, nOut, nIn, T, true, false, 1, 1, 0, 0, 0)),
+    flops,
+  );
   for (const p of [x, w, y, dy, dx, dw, dwb]) cu.free(p);
 }
 
@@ -125,9 +144,24 @@ for (const [lname, nOut, nIn] of linears) {
   const dw = cu.alloc(C * 4);
   const db = cu.alloc(C * 4);
   const tc = T * C * 2;
-  add("layernorm.fwd", "mem", time(() => cu.layernormForward(BF16, out, mean, rstd, x, 0, 0, w, b, T, C, 1e-12)), 2 * tc + T * 8);
-  add("layernorm.fwd+res", "mem", time(() => cu.layernormForward(BF16, out, mean, rstd, x, res, resOut, w, b, T, C, 1e-12)), 4 * tc + T * 8);
-  add("layernorm.bwd", "mem", time(() => cu.layernormBackward(BF16, F32, dx, dw, db, dy, x, mean, rstd, w, T, C, true)), 3 * tc + T * 8);
+  add(
+    "layernorm.fwd",
+    "mem",
+    time(() => cu.layernormForward(BF16, out, mean, rstd, x, 0, 0, w, b, T, C, 1e-12)),
+    2 * tc + T * 8,
+  );
+  add(
+    "layernorm.fwd+res",
+    "mem",
+    time(() => cu.layernormForward(BF16, out, mean, rstd, x, res, resOut, w, b, T, C, 1e-12)),
+    4 * tc + T * 8,
+  );
+  add(
+    "layernorm.bwd",
+    "mem",
+    time(() => cu.layernormBackward(BF16, F32, dx, dw, db, dy, x, mean, rstd, w, T, C, true)),
+    3 * tc + T * 8,
+  );
   for (const p of [x, res, out, resOut, w, b, mean, rstd, dy, dx, dw, db]) cu.free(p);
 }
 {
@@ -136,8 +170,18 @@ for (const [lname, nOut, nIn] of linears) {
   const dy = randBuf(BF16, T * I);
   const dx = cu.alloc(T * 2 * I * 2);
   const ti = T * I * 2;
-  add("geglu.fwd", "mem", time(() => cu.gegluForward(BF16, out, x, T, I)), 3 * ti);
-  add("geglu.bwd", "mem", time(() => cu.gegluBackward(BF16, dx, dy, x, T, I)), 5 * ti);
+  add(
+    "geglu.fwd",
+    "mem",
+    time(() => cu.gegluForward(BF16, out, x, T, I)),
+    3 * ti,
+  );
+  add(
+    "geglu.bwd",
+    "mem",
+    time(() => cu.gegluBackward(BF16, dx, dy, x, T, I)),
+    5 * ti,
+  );
   for (const p of [x, out, dy, dx]) cu.free(p);
 }
 {
@@ -146,8 +190,18 @@ for (const [lname, nOut, nIn] of linears) {
   const loss = cu.alloc(R * 4);
   const lse = cu.alloc(R * 4);
   const dl = cu.alloc(R * V * 2);
-  add("cross_entropy.fwd", "mem", time(() => cu.crossEntropyForward(BF16, loss, lse, logits, labels, R, V, -100)), R * V * 2 + R * 12);
-  add("cross_entropy.bwd", "mem", time(() => cu.crossEntropyBackward(BF16, dl, logits, lse, labels, R, V, -100, 1 / R)), 2 * R * V * 2 + R * 8);
+  add(
+    "cross_entropy.fwd",
+    "mem",
+    time(() => cu.crossEntropyForward(BF16, loss, lse, logits, labels, R, V, -100)),
+    R * V * 2 + R * 12,
+  );
+  add(
+    "cross_entropy.bwd",
+    "mem",
+    time(() => cu.crossEntropyBackward(BF16, dl, logits, lse, labels, R, V, -100, 1 / R)),
+    2 * R * V * 2 + R * 8,
+  );
   for (const p of [logits, labels, loss, lse, dl]) cu.free(p);
 }
 {
@@ -157,8 +211,18 @@ for (const [lname, nOut, nIn] of linears) {
   const grad = cu.alloc(V * C * 4);
   cu.fill(F32, grad, V * C, 0);
   const unique = new Set(h).size;
-  add("embedding.fwd", "mem", time(() => cu.indexSelect(BF16, out, table, ids, T, C, V)), 2 * T * C * 2 + T * 4);
-  add("embedding.bwd", "mem", time(() => cu.indexAdd(BF16, F32, grad, out, ids, T, C, V)), T * C * 2 + 2 * unique * C * 4 + T * 16);
+  add(
+    "embedding.fwd",
+    "mem",
+    time(() => cu.indexSelect(BF16, out, table, ids, T, C, V)),
+    2 * T * C * 2 + T * 4,
+  );
+  add(
+    "embedding.bwd",
+    "mem",
+    time(() => cu.indexAdd(BF16, F32, grad, out, ids, T, C, V)),
+    T * C * 2 + 2 * unique * C * 4 + T * 16,
+  );
   for (const p of [table, ids, out, grad]) cu.free(p);
 }
 {
@@ -170,8 +234,18 @@ for (const [lname, nOut, nIn] of linears) {
   cu.fill(F32, v, n, 1e-6);
   const copy = cu.alloc(n * 2);
   let step = 1;
-  add("adamw(137M)+bf16copy", "mem", time(() => cu.adamw(F32, F32, param, grad, m, v, n, 5e-4, 0.9, 0.98, 1e-6, 5e-9, step++, 1, BF16, copy)), n * 30);
-  add("adamw(137M)", "mem", time(() => cu.adamw(F32, F32, param, grad, m, v, n, 5e-4, 0.9, 0.98, 1e-6, 5e-9, step++, 1, BF16, 0)), n * 28);
+  add(
+    "adamw(137M)+bf16copy",
+    "mem",
+    time(() => cu.adamw(F32, F32, param, grad, m, v, n, 5e-4, 0.9, 0.98, 1e-6, 5e-9, step++, 1, BF16, copy)),
+    n * 30,
+  );
+  add(
+    "adamw(137M)",
+    "mem",
+    time(() => cu.adamw(F32, F32, param, grad, m, v, n, 5e-4, 0.9, 0.98, 1e-6, 5e-9, step++, 1, BF16, 0)),
+    n * 28,
+  );
   for (const p of [param, grad, m, v, copy]) cu.free(p);
 }
 {
@@ -179,7 +253,12 @@ for (const [lname, nOut, nIn] of linears) {
   const a = cu.alloc(n);
   const b = cu.alloc(n);
   cu.fill(F32, a, n / 4, 1.5);
-  add("copy 1 GiB (ceiling)", "mem", time(() => cu.copy(b, 0, a, 0, n)), 2 * n);
+  add(
+    "copy 1 GiB (ceiling)",
+    "mem",
+    time(() => cu.copy(b, 0, a, 0, n)),
+    2 * n,
+  );
   cu.free(a);
   cu.free(b);
 }
@@ -205,7 +284,9 @@ if (withTorch) {
 
 // ---- table --------------------------------------------------------------------------------
 const lines = [];
-lines.push(`Device: ${status.device}. T=${T} tokens (256 x 128), C=${C}, I=${I}, V=${V}, masked rows R=${R}; bf16 data, fp32 accumulation. Median of ${REPEATS} x ${ITERS} calls (CUDA events).`);
+lines.push(
+  `Device: ${status.device}. T=${T} tokens (256 x 128), C=${C}, I=${I}, V=${V}, masked rows R=${R}; bf16 data, fp32 accumulation. Median of ${REPEATS} x ${ITERS} calls (CUDA events).`,
+);
 lines.push("");
 lines.push("| kernel | ms | rate | % of ceiling | torch ms | torch / ours |");
 lines.push("|---|---:|---:|---:|---:|---:|");
@@ -215,13 +296,18 @@ for (const row of rows) {
   const pct = row.kind === "gemm" ? "" : `${((row.gbs * 1e9 * 100) / PEAK_BW).toFixed(0)}%`;
   row.torchMs = t ?? null;
   row.ratio = t ? t / row.ms : null;
-  lines.push(`| ${row.name} | ${row.ms.toFixed(3)} | ${rate} | ${pct} | ${t ? t.toFixed(3) : "-"} | ${t ? (t / row.ms).toFixed(2) : "-"} |`);
+  lines.push(
+    `| ${row.name} | ${row.ms.toFixed(3)} | ${rate} | ${pct} | ${t ? t.toFixed(3) : "-"} | ${t ? (t / row.ms).toFixed(2) : "-"} |`,
+  );
 }
 const table = lines.join("\n");
 console.log(`\n${table}`);
 if (torch._info) console.log(`\ntorch: ${JSON.stringify(torch._info)}`);
 const outDir = process.env.OUT;
 if (outDir) {
-  fs.writeFileSync(path.join(outDir, "kernels_bench.json"), JSON.stringify({ device: status.device, T, C, I, V, R, rows, torch, torchError }, null, 1));
+  fs.writeFileSync(
+    path.join(outDir, "kernels_bench.json"),
+    JSON.stringify({ device: status.device, T, C, I, V, R, rows, torch, torchError }, null, 1),
+  );
   fs.writeFileSync(path.join(outDir, "kernels_bench.md"), `${table}\n`);
 }

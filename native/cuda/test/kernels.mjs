@@ -176,7 +176,15 @@ let failures = 0;
 function record(name, shape, dtype, out, cmp, tol) {
   const ok = cmp.nan === 0 && cmp.rel <= tol && Number.isFinite(cmp.rel);
   if (!ok) ++failures;
-  results.push({ name, shape, dtype: dtype === BF16 ? "bf16" : dtype === F32 ? "f32" : "i32", out, ...cmp, tol, ok });
+  results.push({
+    name,
+    shape,
+    dtype: dtype === BF16 ? "bf16" : dtype === F32 ? "f32" : "i32",
+    out,
+    ...cmp,
+    tol,
+    ok,
+  });
   const line = `${ok ? "ok  " : "FAIL"} ${name.padEnd(22)} ${String(shape).padEnd(28)} ${out.padEnd(10)} rel ${cmp.rel.toExponential(2)}  nan ${cmp.nan}  (tol ${tol})`;
   console.log(line);
 }
@@ -228,7 +236,14 @@ function pass(name, detail, ok) {
 // ---- runtime ------------------------------------------------------------------------
 
 const status = selfTest ? { available: true, device: "cpu (self-test)" } : addon.cudaStatus();
-console.log("cudaStatus:", JSON.stringify(status), "devices:", selfTest ? 0 : cu.deviceCount(), "seed:", seed0);
+console.log(
+  "cudaStatus:",
+  JSON.stringify(status),
+  "devices:",
+  selfTest ? 0 : cu.deviceCount(),
+  "seed:",
+  seed0,
+);
 if (!status.available) {
   console.log("no usable CUDA device; nothing to check");
   process.exit(1);
@@ -239,13 +254,14 @@ const baseline = cu.memoryStats();
 // ---- elementwise ------------------------------------------------------------------------
 
 const sizesEw = small ? [1, 37, 1000] : [1, 37, 1000, (1 << 22) + 3];
-if (want("elementwise")) for (const dt of DTYPES) {
-  for (const n of sizesEw) {
-    const v = rand() * 10 - 5;
-    const out = output(dt, n);
-    check("fill", n, dt, "fill", (B) => [B.dt(dt), B.p(out), n, v], [out]);
+if (want("elementwise"))
+  for (const dt of DTYPES) {
+    for (const n of sizesEw) {
+      const v = rand() * 10 - 5;
+      const out = output(dt, n);
+      check("fill", n, dt, "fill", (B) => [B.dt(dt), B.p(out), n, v], [out]);
+    }
   }
-}
 if (want("elementwise")) {
   const n = 1001;
   const o2 = output(I32, n);
@@ -253,43 +269,77 @@ if (want("elementwise")) {
 }
 
 // Unary: domain-safe inputs per op (log/sqrt/rsqrt/pow on positive values).
-const UNARY = ["neg", "exp", "log", "tanh", "gelu", "sqrt", "abs", "relu", "sigmoid", "affine", "pow", "rsqrt", "square"];
+const UNARY = [
+  "neg",
+  "exp",
+  "log",
+  "tanh",
+  "gelu",
+  "sqrt",
+  "abs",
+  "relu",
+  "sigmoid",
+  "affine",
+  "pow",
+  "rsqrt",
+  "square",
+];
 const positive = new Set([2, 5, 10, 11]);
-if (want("elementwise")) for (const dt of DTYPES) {
-  for (let op = 0; op < UNARY.length; ++op) {
-    for (const n of small ? [33] : [7, (1 << 18) + 5]) {
-      const x = positive.has(op) ? uniformArr(n, 0.2, 3) : randnArr(n);
-      const alpha = op === 10 ? 1.7 : 0.75;
-      const beta = 0.3;
-      const xb = input(dt, x);
-      const out = output(dt, n);
-      check(`unary ${UNARY[op]}`, n, dt, "unary", (B) => [op, B.dt(dt), B.p(out), B.p(xb), n, alpha, beta], [xb, out]);
-      // Backward: pass y from the forward (rounded like the forward output).
-      const yv = x.map((xv) => {
-        const xr = dt === BF16 ? roundBf16(xv) : xv;
-        const f = [-xr, Math.exp(xr), Math.log(xr), Math.tanh(xr), 0, Math.sqrt(xr), 0, 0, 1 / (1 + Math.exp(-xr)), 0, 0, 1 / Math.sqrt(xr), 0][op];
-        return f;
-      });
-      const dy = input(dt, randnArr(n));
-      const xin = input(dt, x);
-      const yin = input(dt, yv);
-      const dx = output(dt, n);
-      check(`unaryBwd ${UNARY[op]}`, n, dt, "unaryBackward", (B) => [op, B.dt(dt), B.p(dx), B.p(dy), B.p(xin), B.p(yin), n, alpha, beta], [dy, xin, yin, dx]);
+if (want("elementwise"))
+  for (const dt of DTYPES) {
+    for (let op = 0; op < UNARY.length; ++op) {
+      for (const n of small ? [33] : [7, (1 << 18) + 5]) {
+        const x = positive.has(op) ? uniformArr(n, 0.2, 3) : randnArr(n);
+        const alpha = op === 10 ? 1.7 : 0.75;
+        const beta = 0.3;
+        const xb = input(dt, x);
+        const out = output(dt, n);
+        check(
+          `unary ${UNARY[op]}`,
+          n,
+          dt,
+          "unary",
+          (B) => [op, B.dt(dt), B.p(out), B.p(xb), n, alpha, beta],
+          [xb, out],
+        );
+        // Backward: pass y from the forward (rounded like the forward output).
+        const yv = x.map((xv) => {
+          const xr = dt === BF16 ? roundBf16(xv) : xv;
+          const f = [
+            -xr,
+            Math.exp(xr),
+            Math.log(xr),
+            Math.tanh(xr),
+            0,
+            Math.sqrt(xr),
+            0,
+            0,
+            1 / (1 + Math.exp(-xr)),
+            0,
+            0,
+            1 / Math.sqrt(xr),
+            0,
+          ][op];
+          return f;
+        });
+        const dy = input(dt, randnArr(n));
+        const xin = input(dt, x);
+        const yin = input(dt, yv);
+        const dx = output(dt, n);
+        check(
+          `unaryBwd ${UNARY[op]}`,
+          n,
+          dt,
+          "unaryBackward",
+          (B) => [op, B.dt(dt), B.p(dx), B.p(dy), B.p(xin), B.p(yin), n, alpha, beta],
+          [dy, xin, yin, dx],
+        );
+      }
     }
   }
-}
 
 // Binary with broadcasting: contiguous, row broadcast, column broadcast, scalar, 4-d general, strided.
 const BIN = ["add", "sub", "mul", "div", "maximum", "minimum", "pow", "eq", "gt", "lt", "ge", "le"];
-function contiguous(shape) {
-  const s = new Array(shape.length);
-  let e = 1;
-  for (let d = shape.length - 1; d >= 0; --d) {
-    s[d] = e;
-    e *= shape[d];
-  }
-  return s;
-}
 function extentOf(shape, strides) {
   let e = 1;
   for (let d = 0; d < shape.length; ++d) e += (shape[d] - 1) * strides[d];
@@ -310,21 +360,34 @@ const binCases = small
       { shape: [16, 12, 128, 64], as: [98304, 64, 768, 1], bs: [0, 128, 1, 0] },
       { shape: [33, 17], as: [1, 40], bs: [17, 1] },
     ];
-if (want("elementwise")) for (const dt of DTYPES) {
-  for (let op = 0; op < BIN.length; ++op) {
-    for (const c of binCases) {
-      const na = extentOf(c.shape, c.as);
-      const nb = extentOf(c.shape, c.bs);
-      const n = c.shape.reduce((p, q) => p * q, 1);
-      const a = input(dt, op === 6 ? uniformArr(na, 0.5, 2) : randnArr(na));
-      // Comparisons: draw b from a's values half the time so ties occur.
-      const bv = op >= 7 ? Float64Array.from({ length: nb }, (_, i) => (rand() < 0.5 ? a.values[i % na] : randn())) : op === 6 ? uniformArr(nb, -1.5, 1.5) : randnArr(nb, 1, op === 3 ? 3 : 0);
-      const b = input(dt, bv);
-      const out = output(dt, n);
-      check(`binary ${BIN[op]}`, c.shape.join("x"), dt, "binary", (B) => [op, B.dt(dt), B.p(out), B.p(a), B.p(b), c.shape, c.as, c.bs], [a, b, out]);
+if (want("elementwise"))
+  for (const dt of DTYPES) {
+    for (let op = 0; op < BIN.length; ++op) {
+      for (const c of binCases) {
+        const na = extentOf(c.shape, c.as);
+        const nb = extentOf(c.shape, c.bs);
+        const n = c.shape.reduce((p, q) => p * q, 1);
+        const a = input(dt, op === 6 ? uniformArr(na, 0.5, 2) : randnArr(na));
+        // Comparisons: draw b from a's values half the time so ties occur.
+        const bv =
+          op >= 7
+            ? Float64Array.from({ length: nb }, (_, i) => (rand() < 0.5 ? a.values[i % na] : randn()))
+            : op === 6
+              ? uniformArr(nb, -1.5, 1.5)
+              : randnArr(nb, 1, op === 3 ? 3 : 0);
+        const b = input(dt, bv);
+        const out = output(dt, n);
+        check(
+          `binary ${BIN[op]}`,
+          c.shape.join("x"),
+          dt,
+          "binary",
+          (B) => [op, B.dt(dt), B.p(out), B.p(a), B.p(b), c.shape, c.as, c.bs],
+          [a, b, out],
+        );
+      }
     }
   }
-}
 
 // stridedCopy: permute (0,2,1,3), slice with offsets, expand, contiguous; bf16, f32, int32.
 const copyCases = [
@@ -334,71 +397,130 @@ const copyCases = [
   { shape: [1000, 768], xs: [768, 1], os: [768, 1], xo: 0, oo: 0 },
   { shape: [5, 7, 3], xs: [1, 5, 35], os: [21, 3, 1], xo: 2, oo: 1 },
 ];
-if (want("elementwise")) for (const dt of [BF16, F32, I32]) {
-  for (const c of small ? copyCases.slice(4) : copyCases) {
-    const nx = c.xo + extentOf(c.shape, c.xs);
-    const no = c.oo + extentOf(c.shape, c.os);
-    const x = input(dt, dt === I32 ? intArr(nx, -1000, 1000) : randnArr(nx));
-    // Elements of out the view does not cover keep this value on both backends.
-    const init = dt === I32 ? new Int32Array(no).fill(0) : new Float64Array(no).fill(0.5);
-    const o3 = inout(dt, init);
-    check("stridedCopy", c.shape.join("x"), dt, "stridedCopy", (B) => [B.dt(dt), B.p(o3), c.oo, c.os, B.p(x), c.xo, c.xs, c.shape], [x, o3], { tol: 0 });
+if (want("elementwise"))
+  for (const dt of [BF16, F32, I32]) {
+    for (const c of small ? copyCases.slice(4) : copyCases) {
+      const nx = c.xo + extentOf(c.shape, c.xs);
+      const no = c.oo + extentOf(c.shape, c.os);
+      const x = input(dt, dt === I32 ? intArr(nx, -1000, 1000) : randnArr(nx));
+      // Elements of out the view does not cover keep this value on both backends.
+      const init = dt === I32 ? new Int32Array(no).fill(0) : new Float64Array(no).fill(0.5);
+      const o3 = inout(dt, init);
+      check(
+        "stridedCopy",
+        c.shape.join("x"),
+        dt,
+        "stridedCopy",
+        (B) => [B.dt(dt), B.p(o3), c.oo, c.os, B.p(x), c.xo, c.xs, c.shape],
+        [x, o3],
+        { tol: 0 },
+      );
+    }
   }
-}
 
 // cast: every pair, exact (both backends hold the real dtypes here).
-if (want("elementwise")) for (const [od, xd] of [[BF16, F32], [F32, BF16], [I32, F32], [F32, I32], [I32, BF16], [BF16, I32]]) {
-  const n = small ? 37 : 100003;
-  const xv = xd === I32 ? intArr(n, -100000, 100000) : randnArr(n, 1000);
-  const xh = toHost(xd, xd === BF16 ? xv.map(roundBf16) : xv, n);
-  const run = (be) => {
-    const px = be.alloc(n * BYTES[xd]);
-    const po = be.alloc(n * BYTES[od]);
-    be.upload(px, 0, xh);
-    be.upload(po, 0, toHost(od, null, n));
-    be.cast(od, po, xd, px, n);
-    const h = hostArray(od, n);
-    be.download(po, 0, h);
-    be.free(px);
-    be.free(po);
-    return h;
-  };
-  const g = run(cu);
-  const r = run(cpu);
-  let diff = 0;
-  for (let i = 0; i < n; ++i) if (g[i] !== r[i]) ++diff;
-  pass("cast", `${xd}->${od} n=${n}: ${diff} elements differ bitwise`, diff === 0);
-}
+if (want("elementwise"))
+  for (const [od, xd] of [
+    [BF16, F32],
+    [F32, BF16],
+    [I32, F32],
+    [F32, I32],
+    [I32, BF16],
+    [BF16, I32],
+  ]) {
+    const n = small ? 37 : 100003;
+    const xv = xd === I32 ? intArr(n, -100000, 100000) : randnArr(n, 1000);
+    const xh = toHost(xd, xd === BF16 ? xv.map(roundBf16) : xv, n);
+    const run = (be) => {
+      const px = be.alloc(n * BYTES[xd]);
+      const po = be.alloc(n * BYTES[od]);
+      be.upload(px, 0, xh);
+      be.upload(po, 0, toHost(od, null, n));
+      be.cast(od, po, xd, px, n);
+      const h = hostArray(od, n);
+      be.download(po, 0, h);
+      be.free(px);
+      be.free(po);
+      return h;
+    };
+    const g = run(cu);
+    const r = run(cpu);
+    let diff = 0;
+    for (let i = 0; i < n; ++i) if (g[i] !== r[i]) ++diff;
+    pass("cast", `${xd}->${od} n=${n}: ${diff} elements differ bitwise`, diff === 0);
+  }
 
 // ---- reductions ----------------------------------------------------------------------------
 
 const redCases = small
-  ? [[1, 37, 1], [3, 5, 7]]
-  : [[1, 1, 1], [8192, 768, 1], [1, 2000003, 1], [1, 8192, 768], [4, 1000, 33], [7, 3, 1], [2, 65537, 3]];
-if (want("reductions")) for (const dt of DTYPES) {
-  for (let op = 0; op < 4; ++op) {
-    for (const [outer, size, inner] of redCases) {
-      const x = input(dt, randnArr(outer * size * inner));
-      const out = output(dt, outer * inner);
-      const tol = dt === BF16 ? 1e-2 : 1e-4;
-      check(`reduce ${["sum", "max", "min", "sumsq"][op]}`, `${outer}x${size}x${inner}`, dt, "reduce", (B) => [op, B.dt(dt), B.p(out), B.p(x), outer, size, inner], [x, out], { tol });
+  ? [
+      [1, 37, 1],
+      [3, 5, 7],
+    ]
+  : [
+      [1, 1, 1],
+      [8192, 768, 1],
+      [1, 2000003, 1],
+      [1, 8192, 768],
+      [4, 1000, 33],
+      [7, 3, 1],
+      [2, 65537, 3],
+    ];
+if (want("reductions"))
+  for (const dt of DTYPES) {
+    for (let op = 0; op < 4; ++op) {
+      for (const [outer, size, inner] of redCases) {
+        const x = input(dt, randnArr(outer * size * inner));
+        const out = output(dt, outer * inner);
+        const tol = dt === BF16 ? 1e-2 : 1e-4;
+        check(
+          `reduce ${["sum", "max", "min", "sumsq"][op]}`,
+          `${outer}x${size}x${inner}`,
+          dt,
+          "reduce",
+          (B) => [op, B.dt(dt), B.p(out), B.p(x), outer, size, inner],
+          [x, out],
+          { tol },
+        );
+      }
+    }
+    for (const [outer, size, inner] of small
+      ? [[2, 9, 1]]
+      : [
+          [256, 30528, 1],
+          [3, 17, 5],
+          [1, 1, 1],
+        ]) {
+      const xv = randnArr(outer * size * inner);
+      if (size > 3) xv[2] = xv[3]; // a tie
+      const x = input(dt, xv);
+      const out = output(I32, outer * inner);
+      check(
+        "argmax",
+        `${outer}x${size}x${inner}`,
+        dt,
+        "argmax",
+        (B) => [B.dt(dt), B.p(out), B.p(x), outer, size, inner],
+        [x, out],
+        { tol: 0 },
+      );
+    }
+    for (const n of small ? [1000] : [1, (1 << 22) + 3]) {
+      for (const acc of [false, true]) {
+        const x = input(dt, randnArr(n));
+        const out = inout(F32, Float64Array.of(2.5));
+        check(
+          "sumSquares",
+          `${n} acc=${acc}`,
+          dt,
+          "sumSquares",
+          (B) => [B.dt(dt), B.p(out), B.p(x), n, acc],
+          [x, out],
+          { tol: 1e-5 },
+        );
+      }
     }
   }
-  for (const [outer, size, inner] of small ? [[2, 9, 1]] : [[256, 30528, 1], [3, 17, 5], [1, 1, 1]]) {
-    const xv = randnArr(outer * size * inner);
-    if (size > 3) xv[2] = xv[3]; // a tie
-    const x = input(dt, xv);
-    const out = output(I32, outer * inner);
-    check("argmax", `${outer}x${size}x${inner}`, dt, "argmax", (B) => [B.dt(dt), B.p(out), B.p(x), outer, size, inner], [x, out], { tol: 0 });
-  }
-  for (const n of small ? [1000] : [1, (1 << 22) + 3]) {
-    for (const acc of [false, true]) {
-      const x = input(dt, randnArr(n));
-      const out = inout(F32, Float64Array.of(2.5));
-      check("sumSquares", `${n} acc=${acc}`, dt, "sumSquares", (B) => [B.dt(dt), B.p(out), B.p(x), n, acc], [x, out], { tol: 1e-5 });
-    }
-  }
-}
 
 // ---- matmul -------------------------------------------------------------------------------
 
@@ -416,264 +538,542 @@ const mmCases = small
       [128, 128, 64, false, true, 6, 128 * 64, 0, 128 * 128, 1, 0],
       [96, 80, 64, false, false, 5, 0, 64 * 80, 96 * 80, 1, 0],
     ];
-if (want("matmul")) for (const [dt, outDt] of [[BF16, BF16], [BF16, F32], [F32, F32]]) {
-  for (const [M, N, K, ta, tb, batch, sA, sB, sO, alpha, beta] of mmCases) {
-    const na = (batch - 1) * sA + M * K;
-    const nb = (batch - 1) * sB + K * N;
-    const no = (batch - 1) * sO + M * N;
-    const a = input(dt, randnArr(na));
-    const b = input(dt, randnArr(nb));
-    const out = beta !== 0 ? inout(outDt, randnArr(no)) : output(outDt, no);
-    const tol = dt === BF16 ? (outDt === BF16 ? 1e-2 : 2e-3) : 1e-5;
-    check("matmul", `${batch}x${M}x${N}x${K}${ta ? " tA" : ""}${tb ? " tB" : ""}${beta ? " b" : ""} ->${outDt === BF16 ? "bf16" : "f32"}`, dt, "matmul", (B) => [B.dt(dt), B.dt(outDt), B.p(out), B.p(a), B.p(b), batch, M, N, K, ta, tb, alpha, beta, sA, sB, sO], [a, b, out], { tol });
+if (want("matmul"))
+  for (const [dt, outDt] of [
+    [BF16, BF16],
+    [BF16, F32],
+    [F32, F32],
+  ]) {
+    for (const [M, N, K, ta, tb, batch, sA, sB, sO, alpha, beta] of mmCases) {
+      const na = (batch - 1) * sA + M * K;
+      const nb = (batch - 1) * sB + K * N;
+      const no = (batch - 1) * sO + M * N;
+      const a = input(dt, randnArr(na));
+      const b = input(dt, randnArr(nb));
+      const out = beta !== 0 ? inout(outDt, randnArr(no)) : output(outDt, no);
+      const tol = dt === BF16 ? (outDt === BF16 ? 1e-2 : 2e-3) : 1e-5;
+      check(
+        "matmul",
+        `${batch}x${M}x${N}x${K}${ta ? " tA" : ""}${tb ? " tB" : ""}${beta ? " b" : ""} ->${outDt === BF16 ? "bf16" : "f32"}`,
+        dt,
+        "matmul",
+        (B) => [
+          B.dt(dt),
+          B.dt(outDt),
+          B.p(out),
+          B.p(a),
+          B.p(b),
+          batch,
+          M,
+          N,
+          K,
+          ta,
+          tb,
+          alpha,
+          beta,
+          sA,
+          sB,
+          sO,
+        ],
+        [a, b, out],
+        { tol },
+      );
+    }
   }
-}
 
 // addBias / biasGrad (odd cols, 1 row, C=768 at 32768 rows).
-if (want("bias")) for (const dt of DTYPES) {
-  for (const [rows, cols] of small ? [[3, 5]] : [[1, 7], [33, 769], [8192, 768], [2048, 3072]]) {
-    const out = inout(dt, randnArr(rows * cols));
-    const bias = input(dt, randnArr(cols));
-    check("addBias", `${rows}x${cols}`, dt, "addBias", (B) => [B.dt(dt), B.p(out), B.p(bias), rows, cols], [out, bias]);
-    for (const acc of [false, true]) {
-      const dy = input(dt, randnArr(rows * cols));
-      const db = inout(F32, randnArr(cols));
-      check("biasGrad", `${rows}x${cols} acc=${acc}`, dt, "biasGrad", (B) => [B.dt(dt), F32, B.p(db), B.p(dy), rows, cols, acc], [dy, db], { tol: 1e-4 });
-    }
-  }
-}
-
-// ---- softmax, layernorm, geglu ----------------------------------------------------------------
-
-if (want("softmax")) for (const dt of DTYPES) {
-  for (const [rows, cols] of small ? [[3, 33]] : [[1, 1], [7, 33], [4096, 128], [96, 30528], [3, 1025]]) {
-    for (const log of [false, true]) {
-      const x = input(dt, randnArr(rows * cols, 2));
-      const y = output(dt, rows * cols);
-      const r = check("softmaxFwd", `${rows}x${cols} log=${log}`, dt, "softmaxForward", (B) => [B.dt(dt), B.p(y), B.p(x), rows, cols, log], [x, y]);
-      if (!r) continue;
-      const yv = r.ref.get(y);
-      const yin = input(dt, yv);
-      const dy = input(dt, randnArr(rows * cols));
-      const dx = output(dt, rows * cols);
-      check("softmaxBwd", `${rows}x${cols} log=${log}`, dt, "softmaxBackward", (B) => [B.dt(dt), B.p(dx), B.p(dy), B.p(yin), rows, cols, log], [dy, yin, dx]);
-    }
-  }
-}
-
-if (want("layernorm")) for (const dt of DTYPES) {
-  for (const [rows, C] of small ? [[3, 33], [2, 64]] : [[1, 768], [7, 33], [dt === BF16 ? 32768 : 4096, 768], [100, 1024], [5, 3000], [64, 100]]) {
-    for (const withRes of [false, true]) {
-      const n = rows * C;
-      const x = input(dt, randnArr(n, 1, 0.5));
-      const res = withRes ? input(dt, randnArr(n)) : null;
-      const resOut = withRes ? named(output(dt, n), "residualOut") : null;
-      const w = input(dt, randnArr(C, 0.2, 1));
-      const bi = input(dt, randnArr(C, 0.2));
-      const out = named(output(dt, n), "out");
-      const mean = named(output(F32, rows), "mean", dt === BF16 ? 2e-3 : 1e-4);
-      const rstd = named(output(F32, rows), "rstd", dt === BF16 ? 2e-3 : 1e-4);
-      const bufs = [x, w, bi, out, mean, rstd, ...(withRes ? [res, resOut] : [])];
-      const r = check("layernormFwd", `${rows}x${C}${withRes ? " +res" : ""}`, dt, "layernormForward", (B) => [B.dt(dt), B.p(out), B.p(mean), B.p(rstd), B.p(x), B.p(res), B.p(resOut), B.p(w), B.p(bi), rows, C, 1e-5], bufs);
-      if (!r || withRes) continue;
-      // Backward with the reference statistics.
-      const xin = x;
-      const meanIn = input(F32, r.ref.get(mean));
-      const rstdIn = input(F32, r.ref.get(rstd));
-      const dy = input(dt, randnArr(n));
-      const dx = named(output(dt, n), "dx");
+if (want("bias"))
+  for (const dt of DTYPES) {
+    for (const [rows, cols] of small
+      ? [[3, 5]]
+      : [
+          [1, 7],
+          [33, 769],
+          [8192, 768],
+          [2048, 3072],
+        ]) {
+      const out = inout(dt, randnArr(rows * cols));
+      const bias = input(dt, randnArr(cols));
+      check("addBias", `${rows}x${cols}`, dt, "addBias", (B) => [B.dt(dt), B.p(out), B.p(bias), rows, cols], [
+        out,
+        bias,
+      ]);
       for (const acc of [false, true]) {
-        const dw = named(inout(F32, randnArr(C)), "dweight", 1e-3);
-        const db = named(inout(F32, randnArr(C)), "dbias", 1e-3);
-        check("layernormBwd", `${rows}x${C} acc=${acc}`, dt, "layernormBackward", (B) => [B.dt(dt), F32, B.p(dx), B.p(dw), B.p(db), B.p(dy), B.p(xin), B.p(meanIn), B.p(rstdIn), B.p(w), rows, C, acc], [xin, meanIn, rstdIn, w, dy, dx, dw, db]);
+        const dy = input(dt, randnArr(rows * cols));
+        const db = inout(F32, randnArr(cols));
+        check(
+          "biasGrad",
+          `${rows}x${cols} acc=${acc}`,
+          dt,
+          "biasGrad",
+          (B) => [B.dt(dt), F32, B.p(db), B.p(dy), rows, cols, acc],
+          [dy, db],
+          { tol: 1e-4 },
+        );
       }
     }
   }
-}
 
-if (want("geglu")) for (const dt of DTYPES) {
-  for (const [rows, I] of small ? [[3, 9]] : [[1, 8], [7, 33], [4096, 3072], [5, 100]]) {
-    const x = input(dt, randnArr(rows * 2 * I));
-    const out = output(dt, rows * I);
-    check("gegluFwd", `${rows}x${I}`, dt, "gegluForward", (B) => [B.dt(dt), B.p(out), B.p(x), rows, I], [x, out]);
-    const dy = input(dt, randnArr(rows * I));
-    const dx = output(dt, rows * 2 * I);
-    check("gegluBwd", `${rows}x${I}`, dt, "gegluBackward", (B) => [B.dt(dt), B.p(dx), B.p(dy), B.p(x), rows, I], [x, dy, dx]);
+// ---- softmax, layernorm, geglu ----------------------------------------------------------------
+
+if (want("softmax"))
+  for (const dt of DTYPES) {
+    for (const [rows, cols] of small
+      ? [[3, 33]]
+      : [
+          [1, 1],
+          [7, 33],
+          [4096, 128],
+          [96, 30528],
+          [3, 1025],
+        ]) {
+      for (const log of [false, true]) {
+        const x = input(dt, randnArr(rows * cols, 2));
+        const y = output(dt, rows * cols);
+        const r = check(
+          "softmaxFwd",
+          `${rows}x${cols} log=${log}`,
+          dt,
+          "softmaxForward",
+          (B) => [B.dt(dt), B.p(y), B.p(x), rows, cols, log],
+          [x, y],
+        );
+        if (!r) continue;
+        const yv = r.ref.get(y);
+        const yin = input(dt, yv);
+        const dy = input(dt, randnArr(rows * cols));
+        const dx = output(dt, rows * cols);
+        check(
+          "softmaxBwd",
+          `${rows}x${cols} log=${log}`,
+          dt,
+          "softmaxBackward",
+          (B) => [B.dt(dt), B.p(dx), B.p(dy), B.p(yin), rows, cols, log],
+          [dy, yin, dx],
+        );
+      }
+    }
   }
-}
+
+if (want("layernorm"))
+  for (const dt of DTYPES) {
+    for (const [rows, C] of small
+      ? [
+          [3, 33],
+          [2, 64],
+        ]
+      : [
+          [1, 768],
+          [7, 33],
+          [dt === BF16 ? 32768 : 4096, 768],
+          [100, 1024],
+          [5, 3000],
+          [64, 100],
+        ]) {
+      for (const withRes of [false, true]) {
+        const n = rows * C;
+        const x = input(dt, randnArr(n, 1, 0.5));
+        const res = withRes ? input(dt, randnArr(n)) : null;
+        const resOut = withRes ? named(output(dt, n), "residualOut") : null;
+        const w = input(dt, randnArr(C, 0.2, 1));
+        const bi = input(dt, randnArr(C, 0.2));
+        const out = named(output(dt, n), "out");
+        const mean = named(output(F32, rows), "mean", dt === BF16 ? 2e-3 : 1e-4);
+        const rstd = named(output(F32, rows), "rstd", dt === BF16 ? 2e-3 : 1e-4);
+        const bufs = [x, w, bi, out, mean, rstd, ...(withRes ? [res, resOut] : [])];
+        const r = check(
+          "layernormFwd",
+          `${rows}x${C}${withRes ? " +res" : ""}`,
+          dt,
+          "layernormForward",
+          (B) => [
+            B.dt(dt),
+            B.p(out),
+            B.p(mean),
+            B.p(rstd),
+            B.p(x),
+            B.p(res),
+            B.p(resOut),
+            B.p(w),
+            B.p(bi),
+            rows,
+            C,
+            1e-5,
+          ],
+          bufs,
+        );
+        if (!r || withRes) continue;
+        // Backward with the reference statistics.
+        const xin = x;
+        const meanIn = input(F32, r.ref.get(mean));
+        const rstdIn = input(F32, r.ref.get(rstd));
+        const dy = input(dt, randnArr(n));
+        const dx = named(output(dt, n), "dx");
+        for (const acc of [false, true]) {
+          const dw = named(inout(F32, randnArr(C)), "dweight", 1e-3);
+          const db = named(inout(F32, randnArr(C)), "dbias", 1e-3);
+          check(
+            "layernormBwd",
+            `${rows}x${C} acc=${acc}`,
+            dt,
+            "layernormBackward",
+            (B) => [
+              B.dt(dt),
+              F32,
+              B.p(dx),
+              B.p(dw),
+              B.p(db),
+              B.p(dy),
+              B.p(xin),
+              B.p(meanIn),
+              B.p(rstdIn),
+              B.p(w),
+              rows,
+              C,
+              acc,
+            ],
+            [xin, meanIn, rstdIn, w, dy, dx, dw, db],
+          );
+        }
+      }
+    }
+  }
+
+if (want("geglu"))
+  for (const dt of DTYPES) {
+    for (const [rows, I] of small
+      ? [[3, 9]]
+      : [
+          [1, 8],
+          [7, 33],
+          [4096, 3072],
+          [5, 100],
+        ]) {
+      const x = input(dt, randnArr(rows * 2 * I));
+      const out = output(dt, rows * I);
+      check("gegluFwd", `${rows}x${I}`, dt, "gegluForward", (B) => [B.dt(dt), B.p(out), B.p(x), rows, I], [
+        x,
+        out,
+      ]);
+      const dy = input(dt, randnArr(rows * I));
+      const dx = output(dt, rows * 2 * I);
+      check(
+        "gegluBwd",
+        `${rows}x${I}`,
+        dt,
+        "gegluBackward",
+        (B) => [B.dt(dt), B.p(dx), B.p(dy), B.p(x), rows, I],
+        [x, dy, dx],
+      );
+    }
+  }
 
 // ---- rows: embedding gather / scatter --------------------------------------------------------------
 
-if (want("index")) for (const dt of DTYPES) {
-  for (const [n, rowSize, numRows] of small ? [[5, 7, 3]] : [[1, 768, 30528], [dt === BF16 ? 16384 : 2048, 768, 30528], [100, 33, 7], [4000, 768, 3]]) {
-    const table = input(dt, randnArr(numRows * rowSize));
-    const idx = input(I32, intArr(n, 0, numRows));
-    const out = output(dt, n * rowSize);
-    check("indexSelect", `${n}x${rowSize} of ${numRows}`, dt, "indexSelect", (B) => [B.dt(dt), B.p(out), B.p(table), B.p(idx), n, rowSize, numRows], [table, idx, out], { tol: 0 });
-    const src = input(dt, randnArr(n * rowSize));
-    const grad = inout(F32, randnArr(numRows * rowSize));
-    const r = check("indexAdd", `${n}x${rowSize} into ${numRows}`, dt, "indexAdd", (B) => [B.dt(dt), F32, B.p(grad), B.p(src), B.p(idx), n, rowSize, numRows], [src, idx, grad], { tol: 1e-5 });
-    // Determinism: a second GPU run must match the first bit for bit.
-    if (r) {
-      const again = runOn(cu, false, "indexAdd", (B) => [B.dt(dt), F32, B.p(grad), B.p(src), B.p(idx), n, rowSize, numRows], [src, idx, grad]).get(grad);
-      const first = r.gpu.get(grad);
-      let diff = 0;
-      for (let i = 0; i < first.length; ++i) if (!Object.is(first[i], again[i])) ++diff;
-      pass("indexAdd determinism", `${n}x${rowSize}: ${diff} elements differ between runs`, diff === 0);
+if (want("index"))
+  for (const dt of DTYPES) {
+    for (const [n, rowSize, numRows] of small
+      ? [[5, 7, 3]]
+      : [
+          [1, 768, 30528],
+          [dt === BF16 ? 16384 : 2048, 768, 30528],
+          [100, 33, 7],
+          [4000, 768, 3],
+        ]) {
+      const table = input(dt, randnArr(numRows * rowSize));
+      const idx = input(I32, intArr(n, 0, numRows));
+      const out = output(dt, n * rowSize);
+      check(
+        "indexSelect",
+        `${n}x${rowSize} of ${numRows}`,
+        dt,
+        "indexSelect",
+        (B) => [B.dt(dt), B.p(out), B.p(table), B.p(idx), n, rowSize, numRows],
+        [table, idx, out],
+        { tol: 0 },
+      );
+      const src = input(dt, randnArr(n * rowSize));
+      const grad = inout(F32, randnArr(numRows * rowSize));
+      const r = check(
+        "indexAdd",
+        `${n}x${rowSize} into ${numRows}`,
+        dt,
+        "indexAdd",
+        (B) => [B.dt(dt), F32, B.p(grad), B.p(src), B.p(idx), n, rowSize, numRows],
+        [src, idx, grad],
+        { tol: 1e-5 },
+      );
+      // Determinism: a second GPU run must match the first bit for bit.
+      if (r) {
+        const again = runOn(
+          cu,
+          false,
+          "indexAdd",
+          (B) => [B.dt(dt), F32, B.p(grad), B.p(src), B.p(idx), n, rowSize, numRows],
+          [src, idx, grad],
+        ).get(grad);
+        const first = r.gpu.get(grad);
+        let diff = 0;
+        for (let i = 0; i < first.length; ++i) if (!Object.is(first[i], again[i])) ++diff;
+        pass("indexAdd determinism", `${n}x${rowSize}: ${diff} elements differ between runs`, diff === 0);
+      }
+      // indexCopy: distinct indices (a permutation prefix).
+      const m = Math.min(n, numRows);
+      const perm = Int32Array.from({ length: numRows }, (_, i) => i);
+      for (let i = numRows - 1; i > 0; --i) {
+        const j = Math.floor(rand() * (i + 1));
+        [perm[i], perm[j]] = [perm[j], perm[i]];
+      }
+      const idx2 = input(I32, perm.slice(0, m));
+      const src2 = input(dt, randnArr(m * rowSize));
+      const dst = inout(dt, randnArr(numRows * rowSize));
+      check(
+        "indexCopy",
+        `${m}x${rowSize} into ${numRows}`,
+        dt,
+        "indexCopy",
+        (B) => [B.dt(dt), B.p(dst), B.p(src2), B.p(idx2), m, rowSize, numRows],
+        [src2, idx2, dst],
+        { tol: 0 },
+      );
     }
-    // indexCopy: distinct indices (a permutation prefix).
-    const m = Math.min(n, numRows);
-    const perm = Int32Array.from({ length: numRows }, (_, i) => i);
-    for (let i = numRows - 1; i > 0; --i) {
-      const j = Math.floor(rand() * (i + 1));
-      [perm[i], perm[j]] = [perm[j], perm[i]];
-    }
-    const idx2 = input(I32, perm.slice(0, m));
-    const src2 = input(dt, randnArr(m * rowSize));
-    const dst = inout(dt, randnArr(numRows * rowSize));
-    check("indexCopy", `${m}x${rowSize} into ${numRows}`, dt, "indexCopy", (B) => [B.dt(dt), B.p(dst), B.p(src2), B.p(idx2), m, rowSize, numRows], [src2, idx2, dst], { tol: 0 });
   }
-}
 
 // ---- randomness ------------------------------------------------------------------------------------
 
-if (want("random")) for (const dt of DTYPES) {
-  const n = small ? 1000 : (1 << 22) + 1;
-  const s = Math.floor(rand() * 2 ** 40);
-  const off = Math.floor(rand() * 2 ** 20);
-  const u = output(dt, n);
-  check("randUniform", n, dt, "randUniform", (B) => [B.dt(dt), B.p(u), n, s, off, -0.5, 2], [u], { tol: dt === BF16 ? 1e-2 : 1e-6 });
-  const g = output(dt, n);
-  check("randNormal", n, dt, "randNormal", (B) => [B.dt(dt), B.p(g), n, s, off, 0.1, 0.02], [g], { tol: dt === BF16 ? 1e-2 : 1e-6 });
-  for (const p of [0, 0.1, 0.5, 1]) {
-    const x = input(dt, randnArr(n));
-    const out = output(dt, n);
-    const r = check("dropoutFwd", `${n} p=${p}`, dt, "dropoutForward", (B) => [B.dt(dt), B.p(out), B.p(x), n, p, s, off], [x, out]);
-    if (r) {
-      // The mask must be identical: zero exactly where the CPU wrote zero.
-      const gg = r.gpu.get(out);
-      const rr = r.ref.get(out);
-      let diff = 0;
-      for (let i = 0; i < n; ++i) if ((gg[i] === 0) !== (rr[i] === 0)) ++diff;
-      pass("dropout mask", `${n} p=${p}: ${diff} positions differ`, diff === 0);
+if (want("random"))
+  for (const dt of DTYPES) {
+    const n = small ? 1000 : (1 << 22) + 1;
+    const s = Math.floor(rand() * 2 ** 40);
+    const off = Math.floor(rand() * 2 ** 20);
+    const u = output(dt, n);
+    check("randUniform", n, dt, "randUniform", (B) => [B.dt(dt), B.p(u), n, s, off, -0.5, 2], [u], {
+      tol: dt === BF16 ? 1e-2 : 1e-6,
+    });
+    const g = output(dt, n);
+    check("randNormal", n, dt, "randNormal", (B) => [B.dt(dt), B.p(g), n, s, off, 0.1, 0.02], [g], {
+      tol: dt === BF16 ? 1e-2 : 1e-6,
+    });
+    for (const p of [0, 0.1, 0.5, 1]) {
+      const x = input(dt, randnArr(n));
+      const out = output(dt, n);
+      const r = check(
+        "dropoutFwd",
+        `${n} p=${p}`,
+        dt,
+        "dropoutForward",
+        (B) => [B.dt(dt), B.p(out), B.p(x), n, p, s, off],
+        [x, out],
+      );
+      if (r) {
+        // The mask must be identical: zero exactly where the CPU wrote zero.
+        const gg = r.gpu.get(out);
+        const rr = r.ref.get(out);
+        let diff = 0;
+        for (let i = 0; i < n; ++i) if ((gg[i] === 0) !== (rr[i] === 0)) ++diff;
+        pass("dropout mask", `${n} p=${p}: ${diff} positions differ`, diff === 0);
+      }
+      const dy = input(dt, randnArr(n));
+      const dx = output(dt, n);
+      check(
+        "dropoutBwd",
+        `${n} p=${p}`,
+        dt,
+        "dropoutBackward",
+        (B) => [B.dt(dt), B.p(dx), B.p(dy), n, p, s, off],
+        [dy, dx],
+      );
     }
-    const dy = input(dt, randnArr(n));
-    const dx = output(dt, n);
-    check("dropoutBwd", `${n} p=${p}`, dt, "dropoutBackward", (B) => [B.dt(dt), B.p(dx), B.p(dy), n, p, s, off], [dy, dx]);
   }
-}
 
 // ---- cross-entropy ----------------------------------------------------------------------------------
 
-if (want("crossentropy")) for (const dt of DTYPES) {
-  for (const [rows, V] of small ? [[3, 37]] : [[1, 30528], [512, 30528], [33, 1001], [4, 7]]) {
-    const logits = input(dt, randnArr(rows * V, 3));
-    const lv = intArr(rows, 0, V);
-    if (rows > 2) lv[1] = -100; // ignored row
-    const labels = input(I32, lv);
-    const loss = named(output(F32, rows), "loss", 1e-3);
-    const lse = named(output(F32, rows), "lse", 1e-4);
-    const r = check("crossEntropyFwd", `${rows}x${V}`, dt, "crossEntropyForward", (B) => [B.dt(dt), B.p(loss), B.p(lse), B.p(logits), B.p(labels), rows, V, -100], [logits, labels, loss, lse]);
-    if (!r) continue;
-    const lseIn = input(F32, r.ref.get(lse));
-    const dl = output(dt, rows * V);
-    check("crossEntropyBwd", `${rows}x${V}`, dt, "crossEntropyBackward", (B) => [B.dt(dt), B.p(dl), B.p(logits), B.p(lseIn), B.p(labels), rows, V, -100, 1 / rows], [logits, lseIn, labels, dl]);
+if (want("crossentropy"))
+  for (const dt of DTYPES) {
+    for (const [rows, V] of small
+      ? [[3, 37]]
+      : [
+          [1, 30528],
+          [512, 30528],
+          [33, 1001],
+          [4, 7],
+        ]) {
+      const logits = input(dt, randnArr(rows * V, 3));
+      const lv = intArr(rows, 0, V);
+      if (rows > 2) lv[1] = -100; // ignored row
+      const labels = input(I32, lv);
+      const loss = named(output(F32, rows), "loss", 1e-3);
+      const lse = named(output(F32, rows), "lse", 1e-4);
+      const r = check(
+        "crossEntropyFwd",
+        `${rows}x${V}`,
+        dt,
+        "crossEntropyForward",
+        (B) => [B.dt(dt), B.p(loss), B.p(lse), B.p(logits), B.p(labels), rows, V, -100],
+        [logits, labels, loss, lse],
+      );
+      if (!r) continue;
+      const lseIn = input(F32, r.ref.get(lse));
+      const dl = output(dt, rows * V);
+      check(
+        "crossEntropyBwd",
+        `${rows}x${V}`,
+        dt,
+        "crossEntropyBackward",
+        (B) => [B.dt(dt), B.p(dl), B.p(logits), B.p(lseIn), B.p(labels), rows, V, -100, 1 / rows],
+        [logits, lseIn, labels, dl],
+      );
+    }
   }
-}
 
 // ---- adamw -----------------------------------------------------------------------------------------
 
-if (want("adamw")) for (const gdt of DTYPES) {
-  for (const n of small ? [13] : [1, 1001, (1 << 21) + 1]) {
-    for (const copyDt of [BF16, F32]) {
-      const param = named(inout(F32, randnArr(n, 0.05)), "param", 1e-5);
-      const grad = input(gdt, randnArr(n, 0.01));
-      const m = named(inout(F32, randnArr(n, 0.001)), "m", 1e-5);
-      const v = named(inout(F32, uniformArr(n, 0, 1e-5)), "v", 1e-5);
-      const copy = named(output(copyDt, n), "paramCopy", copyDt === BF16 ? 1e-2 : 1e-5);
-      check("adamw", `${n} copy=${copyDt === BF16 ? "bf16" : "f32"}`, gdt, "adamw", (B) => [F32, B.dt(gdt), B.p(param), B.p(grad), B.p(m), B.p(v), n, 5e-4, 0.9, 0.98, 1e-6, 5e-4 * 1e-5, 7, 0.5, B.dt(copyDt), B.p(copy)], [param, grad, m, v, copy]);
+if (want("adamw"))
+  for (const gdt of DTYPES) {
+    for (const n of small ? [13] : [1, 1001, (1 << 21) + 1]) {
+      for (const copyDt of [BF16, F32]) {
+        const param = named(inout(F32, randnArr(n, 0.05)), "param", 1e-5);
+        const grad = input(gdt, randnArr(n, 0.01));
+        const m = named(inout(F32, randnArr(n, 0.001)), "m", 1e-5);
+        const v = named(inout(F32, uniformArr(n, 0, 1e-5)), "v", 1e-5);
+        const copy = named(output(copyDt, n), "paramCopy", copyDt === BF16 ? 1e-2 : 1e-5);
+        check(
+          "adamw",
+          `${n} copy=${copyDt === BF16 ? "bf16" : "f32"}`,
+          gdt,
+          "adamw",
+          (B) => [
+            F32,
+            B.dt(gdt),
+            B.p(param),
+            B.p(grad),
+            B.p(m),
+            B.p(v),
+            n,
+            5e-4,
+            0.9,
+            0.98,
+            1e-6,
+            5e-4 * 1e-5,
+            7,
+            0.5,
+            B.dt(copyDt),
+            B.p(copy),
+          ],
+          [param, grad, m, v, copy],
+        );
+      }
     }
   }
-}
 
 // ---- runtime: device errors, OOM, memory, events ----------------------------------------------------------
 
 if (!selfTest && want("runtime")) runtimeChecks();
 function runtimeChecks() {
-{
-  const t = cu.alloc(10 * 8 * 2);
-  const idx = cu.alloc(3 * 4);
-  const out = cu.alloc(3 * 8 * 2);
-  cu.upload(idx, 0, Int32Array.of(1, 12, 2));
-  cu.indexSelect(BF16, out, t, idx, 3, 8, 10);
-  const msg = cu.takeDeviceError();
-  pass("device error flag", `indexSelect bad index -> ${JSON.stringify(msg)}`, typeof msg === "string" && msg.includes("12"));
-  pass("device error cleared", `second take -> ${JSON.stringify(cu.takeDeviceError())}`, cu.takeDeviceError() === null);
-  const logits = cu.alloc(2 * 5 * 4);
-  const labels = cu.alloc(2 * 4);
-  const loss = cu.alloc(2 * 4);
-  cu.upload(labels, 0, Int32Array.of(7, 1));
-  cu.fill(F32, logits, 10, 0.5);
-  cu.crossEntropyForward(F32, loss, 0, logits, labels, 2, 5, -100);
-  const msg2 = cu.takeDeviceError();
-  pass("device error flag", `crossEntropy bad label -> ${JSON.stringify(msg2)}`, typeof msg2 === "string" && msg2.includes("7"));
-  for (const p of [t, idx, out, logits, labels, loss]) cu.free(p);
-}
-{
-  let msg = "";
-  try {
-    cu.alloc(1e12);
-  } catch (e) {
-    msg = String(e.message);
+  {
+    const t = cu.alloc(10 * 8 * 2);
+    const idx = cu.alloc(3 * 4);
+    const out = cu.alloc(3 * 8 * 2);
+    cu.upload(idx, 0, Int32Array.of(1, 12, 2));
+    cu.indexSelect(BF16, out, t, idx, 3, 8, 10);
+    const msg = cu.takeDeviceError();
+    pass(
+      "device error flag",
+      `indexSelect bad index -> ${JSON.stringify(msg)}`,
+      typeof msg === "string" && msg.includes("12"),
+    );
+    pass(
+      "device error cleared",
+      `second take -> ${JSON.stringify(cu.takeDeviceError())}`,
+      cu.takeDeviceError() === null,
+    );
+    const logits = cu.alloc(2 * 5 * 4);
+    const labels = cu.alloc(2 * 4);
+    const loss = cu.alloc(2 * 4);
+    cu.upload(labels, 0, Int32Array.of(7, 1));
+    cu.fill(F32, logits, 10, 0.5);
+    cu.crossEntropyForward(F32, loss, 0, logits, labels, 2, 5, -100);
+    const msg2 = cu.takeDeviceError();
+    pass(
+      "device error flag",
+      `crossEntropy bad label -> ${JSON.stringify(msg2)}`,
+      typeof msg2 === "string" && msg2.includes("7"),
+    );
+    for (const p of [t, idx, out, logits, labels, loss]) cu.free(p);
   }
-  pass("OOM error", msg.slice(0, 160), msg.startsWith("OutOfMemory:"));
-  const p = cu.alloc(1 << 20);
-  cu.fill(F32, p, 1 << 18, 1);
+  {
+    let msg = "";
+    try {
+      cu.alloc(1e12);
+    } catch (e) {
+      msg = String(e.message);
+    }
+    pass("OOM error", msg.slice(0, 160), msg.startsWith("OutOfMemory:"));
+    const p = cu.alloc(1 << 20);
+    cu.fill(F32, p, 1 << 18, 1);
+    cu.synchronize();
+    cu.free(p);
+    pass("alloc after OOM", "1 MiB alloc + fill ok", true);
+  }
+  {
+    const e0 = cu.eventRecord();
+    const p = cu.alloc(64 << 20);
+    cu.fill(F32, p, 16 << 20, 2);
+    const e1 = cu.eventRecord();
+    const ms = cu.eventElapsed(e0, e1);
+    cu.eventDestroy(e0);
+    cu.eventDestroy(e1);
+    cu.free(p);
+    pass("events", `fill 64 MiB: ${ms.toFixed(3)} ms`, ms > 0 && ms < 1000);
+  }
+  {
+    let threw = "";
+    try {
+      cu.layernormForward(1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1e-5);
+    } catch (e) {
+      threw = String(e.message);
+    }
+    pass("float64 error", threw, threw.includes("float64 is not supported on cuda"));
+    let bad = "";
+    try {
+      cu.fill(F32, 12345678, 10, 1);
+    } catch (e) {
+      bad = String(e.message);
+    }
+    pass("bad address error", bad.slice(0, 120), bad.includes("outside any live cuda allocation"));
+  }
   cu.synchronize();
-  cu.free(p);
-  pass("alloc after OOM", "1 MiB alloc + fill ok", true);
-}
-{
-  const e0 = cu.eventRecord();
-  const p = cu.alloc(64 << 20);
-  cu.fill(F32, p, 16 << 20, 2);
-  const e1 = cu.eventRecord();
-  const ms = cu.eventElapsed(e0, e1);
-  cu.eventDestroy(e0);
-  cu.eventDestroy(e1);
-  cu.free(p);
-  pass("events", `fill 64 MiB: ${ms.toFixed(3)} ms`, ms > 0 && ms < 1000);
-}
-{
-  let threw = "";
-  try {
-    cu.layernormForward(1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1e-5);
-  } catch (e) {
-    threw = String(e.message);
-  }
-  pass("float64 error", threw, threw.includes("float64 is not supported on cuda"));
-  let bad = "";
-  try {
-    cu.fill(F32, 12345678, 10, 1);
-  } catch (e) {
-    bad = String(e.message);
-  }
-  pass("bad address error", bad.slice(0, 120), bad.includes("outside any live cuda allocation"));
-}
-cu.synchronize();
-const end = cu.memoryStats();
-pass("memory baseline", `allocated ${baseline.allocated} -> ${end.allocated}, count ${baseline.count} -> ${end.count}, reserved ${end.reserved}, peak ${end.peak}`, end.allocated === baseline.allocated && end.count === baseline.count);
-cu.emptyCache();
-const after = cu.memoryStats();
-pass("emptyCache", `reserved after: ${after.reserved}`, after.reserved === after.allocated);
-const err = cu.takeDeviceError();
-pass("no stray device error", String(err), err === null);
+  const end = cu.memoryStats();
+  pass(
+    "memory baseline",
+    `allocated ${baseline.allocated} -> ${end.allocated}, count ${baseline.count} -> ${end.count}, reserved ${end.reserved}, peak ${end.peak}`,
+    end.allocated === baseline.allocated && end.count === baseline.count,
+  );
+  cu.emptyCache();
+  const after = cu.memoryStats();
+  pass("emptyCache", `reserved after: ${after.reserved}`, after.reserved === after.allocated);
+  const err = cu.takeDeviceError();
+  pass("no stray device error", String(err), err === null);
 }
 
-const slowest = Object.entries(timeByName).sort((a, b) => b[1] - a[1]).slice(0, 8);
+const slowest = Object.entries(timeByName)
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, 8);
 console.log("seconds by check:", slowest.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", "));
-const summary = { seed: seed0, small, failures, total: results.length, device: status.device, timeByName, results };
+const summary = {
+  seed: seed0,
+  small,
+  failures,
+  total: results.length,
+  device: status.device,
+  timeByName,
+  results,
+};
 const outDir = process.env.OUT;
-if (outDir) fs.writeFileSync(path.join(outDir, small ? "kernels_test_small.json" : "kernels_test.json"), JSON.stringify(summary, null, 1));
+if (outDir)
+  fs.writeFileSync(
+    path.join(outDir, small ? "kernels_test_small.json" : "kernels_test.json"),
+    JSON.stringify(summary, null, 1),
+  );
 console.log(`\n${results.length - failures}/${results.length} checks passed (seed ${seed0})`);
 process.exit(failures === 0 ? 0 : 1);
