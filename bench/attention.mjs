@@ -46,7 +46,12 @@ function alibiSlopes(nh) {
   };
   if (Number.isInteger(Math.log2(nh))) return pow2(nh);
   const c = 2 ** Math.floor(Math.log2(nh));
-  return [...pow2(c), ...pow2(2 * c).filter((_, i) => i % 2 === 0).slice(0, nh - c)];
+  return [
+    ...pow2(c),
+    ...pow2(2 * c)
+      .filter((_, i) => i % 2 === 0)
+      .slice(0, nh - c),
+  ];
 }
 
 const f32 = new Float32Array(1);
@@ -99,10 +104,31 @@ function benchOurs(c, useSlopes) {
   const q = qkv;
   const k = qkv + 2 * C;
   const v = qkv + 4 * C;
-  const fwd = () => cu.attentionForward(BF16, out, lse, q, k, v, 3 * C, dCu, B, T, NH, HS, maxSeqlen, slopes, 0, scale);
+  const fwd = () =>
+    cu.attentionForward(BF16, out, lse, q, k, v, 3 * C, dCu, B, T, NH, HS, maxSeqlen, slopes, 0, scale);
   const bwd = () =>
-    cu.attentionBackward(BF16, dqkv, dqkv + 2 * C, dqkv + 4 * C, dout, out, lse, q, k, v, 3 * C, dCu, B, T, NH, HS,
-      maxSeqlen, slopes, 0, scale);
+    cu.attentionBackward(
+      BF16,
+      dqkv,
+      dqkv + 2 * C,
+      dqkv + 4 * C,
+      dout,
+      out,
+      lse,
+      q,
+      k,
+      v,
+      3 * C,
+      dCu,
+      B,
+      T,
+      NH,
+      HS,
+      maxSeqlen,
+      slopes,
+      0,
+      scale,
+    );
   const r = { fwd: timeMs(fwd) };
   fwd();
   r.bwd = timeMs(bwd);
@@ -183,7 +209,9 @@ for (const row of results.cases) {
   lines.push(`| ${label} | mbert, ALiBi | ${cell(row.ours_alibi, row.flopsFwd)} |`);
   lines.push(`| ${label} | mbert, no bias | ${cell(row.ours_plain, row.flopsFwd)} |`);
   if (t) {
-    lines.push(`| ${label} | torch SDPA, padded + float ALiBi/pad bias | ${cell(t.sdpa_bias, row.flopsFwd)} |`);
+    lines.push(
+      `| ${label} | torch SDPA, padded + float ALiBi/pad bias | ${cell(t.sdpa_bias, row.flopsFwd)} |`,
+    );
     const f = t.sdpa_fastest;
     lines.push(`| ${label} | torch SDPA ${f?.backend ?? "?"}, padded, no bias | ${cell(f, row.flopsFwd)} |`);
     row.speedup = {
@@ -195,7 +223,9 @@ for (const row of results.cases) {
 }
 if (torch) {
   lines.push("");
-  lines.push("fwd+bwd speedup: mbert ALiBi vs SDPA with bias | mbert no bias vs fastest SDPA no bias | mbert ALiBi vs fastest SDPA no bias");
+  lines.push(
+    "fwd+bwd speedup: mbert ALiBi vs SDPA with bias | mbert no bias vs fastest SDPA no bias | mbert ALiBi vs fastest SDPA no bias",
+  );
   for (const row of results.cases) {
     const s = row.speedup;
     if (s) {

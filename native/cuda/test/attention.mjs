@@ -169,8 +169,10 @@ function runCase(c) {
   const C = NH * HS;
   const stride = packed ? 3 * C : C;
   const scale = 1 / Math.sqrt(HS);
-  const slopes = useSlopes ? Float32Array.from({ length: NH }, (_, h) => 2 ** (-8 * (h + 1) / NH)) : null;
-  const keyBias = useKeyBias ? Float32Array.from({ length: T }, () => (rand() < 0.2 ? -10000 : randn() * 0.5)) : null;
+  const slopes = useSlopes ? Float32Array.from({ length: NH }, (_, h) => 2 ** ((-8 * (h + 1)) / NH)) : null;
+  const keyBias = useKeyBias
+    ? Float32Array.from({ length: T }, () => (rand() < 0.2 ? -10000 : randn() * 0.5))
+    : null;
   const heads = c.heads ?? Array.from({ length: NH }, (_, h) => h);
 
   // Inputs: packed (T, 3, NH, HS) or three separate (T, NH, HS) tensors.
@@ -252,7 +254,13 @@ function runCase(c) {
   let same = true;
   for (let i = 0; i < out1.length; ++i) if (!(out1[i] === out2[i])) same = false;
 
-  const ref = reference({ NH, HS, stride: 3 * C, qo: 0, ko: C, vo: 2 * C, scale, slopes, keyBias }, xRef, doRef, cuS, heads);
+  const ref = reference(
+    { NH, HS, stride: 3 * C, qo: 0, ko: C, vo: 2 * C, scale, slopes, keyBias },
+    xRef,
+    doRef,
+    cuS,
+    heads,
+  );
   const gs = packed ? stride : C;
   const r = {
     name,
@@ -271,7 +279,28 @@ function runCase(c) {
     bwd: {},
   };
   {
-    cu.attentionBackward(BF16, dq, dk, dv, dDo, dOut, dLse, q, k, v, stride, dCu, B, T, NH, HS, maxSeqlen, dSl, dKb, scale);
+    cu.attentionBackward(
+      BF16,
+      dq,
+      dk,
+      dv,
+      dDo,
+      dOut,
+      dLse,
+      q,
+      k,
+      v,
+      stride,
+      dCu,
+      B,
+      T,
+      NH,
+      HS,
+      maxSeqlen,
+      dSl,
+      dKb,
+      scale,
+    );
     const got = packed ? downloadBf16(dq, nd) : null;
     const gq = packed ? got : downloadBf16(dq, nd);
     const gk = packed ? got : downloadBf16(dk, nd);
@@ -316,23 +345,124 @@ const small = process.argv.includes("--small");
 const mix = (n, lo, hi) => Array.from({ length: n }, () => lo + Math.floor(rand() * (hi - lo)));
 const cases = small
   ? [
-      { name: "small-mixed", lens: [1, 2, 7, 129, 300], NH: 3, HS: 64, packed: true, useSlopes: true, useKeyBias: true },
-      { name: "small-hs32", lens: [5, 140], NH: 2, HS: 32, packed: false, useSlopes: false, useKeyBias: false },
-      { name: "small-hs128", lens: [3, 130], NH: 2, HS: 128, packed: true, useSlopes: true, useKeyBias: false },
+      {
+        name: "small-mixed",
+        lens: [1, 2, 7, 129, 300],
+        NH: 3,
+        HS: 64,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: true,
+      },
+      {
+        name: "small-hs32",
+        lens: [5, 140],
+        NH: 2,
+        HS: 32,
+        packed: false,
+        useSlopes: false,
+        useKeyBias: false,
+      },
+      {
+        name: "small-hs128",
+        lens: [3, 130],
+        NH: 2,
+        HS: 128,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: false,
+      },
     ]
   : [
-      { name: "nh12-hs64-alibi", lens: [1, 2, 7, 128, 129, 300], NH: 12, HS: 64, packed: true, useSlopes: true, useKeyBias: false },
-      { name: "nh12-hs64-plain", lens: [1, 2, 7, 128, 129, 300], NH: 12, HS: 64, packed: false, useSlopes: false, useKeyBias: false },
-      { name: "nh5-hs32-keybias", lens: [1, 2, 7, 128, 129, 300], NH: 5, HS: 32, packed: false, useSlopes: false, useKeyBias: true },
-      { name: "nh6-hs128-alibi-kb", lens: [1, 2, 7, 128, 129, 300], NH: 6, HS: 128, packed: true, useSlopes: true, useKeyBias: true },
-      { name: "nh5-hs64-2048", lens: [2048], NH: 5, HS: 64, packed: true, useSlopes: true, useKeyBias: false, heads: [0, 4] },
-      { name: "nh6-hs128-1+2048", lens: [1, 2048], NH: 6, HS: 128, packed: true, useSlopes: true, useKeyBias: true, heads: [2] },
-      { name: "nh12-hs32-1+2048", lens: [2048, 1], NH: 12, HS: 32, packed: false, useSlopes: true, useKeyBias: false, heads: [11] },
-      { name: "nh12-hs64-bert128", lens: mix(24, 32, 129), NH: 12, HS: 64, packed: true, useSlopes: true, useKeyBias: false },
-      { name: "nh3-hs64-B3000", lens: mix(3000, 1, 20), NH: 3, HS: 64, packed: true, useSlopes: true, useKeyBias: true },
+      {
+        name: "nh12-hs64-alibi",
+        lens: [1, 2, 7, 128, 129, 300],
+        NH: 12,
+        HS: 64,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: false,
+      },
+      {
+        name: "nh12-hs64-plain",
+        lens: [1, 2, 7, 128, 129, 300],
+        NH: 12,
+        HS: 64,
+        packed: false,
+        useSlopes: false,
+        useKeyBias: false,
+      },
+      {
+        name: "nh5-hs32-keybias",
+        lens: [1, 2, 7, 128, 129, 300],
+        NH: 5,
+        HS: 32,
+        packed: false,
+        useSlopes: false,
+        useKeyBias: true,
+      },
+      {
+        name: "nh6-hs128-alibi-kb",
+        lens: [1, 2, 7, 128, 129, 300],
+        NH: 6,
+        HS: 128,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: true,
+      },
+      {
+        name: "nh5-hs64-2048",
+        lens: [2048],
+        NH: 5,
+        HS: 64,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: false,
+        heads: [0, 4],
+      },
+      {
+        name: "nh6-hs128-1+2048",
+        lens: [1, 2048],
+        NH: 6,
+        HS: 128,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: true,
+        heads: [2],
+      },
+      {
+        name: "nh12-hs32-1+2048",
+        lens: [2048, 1],
+        NH: 12,
+        HS: 32,
+        packed: false,
+        useSlopes: true,
+        useKeyBias: false,
+        heads: [11],
+      },
+      {
+        name: "nh12-hs64-bert128",
+        lens: mix(24, 32, 129),
+        NH: 12,
+        HS: 64,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: false,
+      },
+      {
+        name: "nh3-hs64-B3000",
+        lens: mix(3000, 1, 20),
+        NH: 3,
+        HS: 64,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: true,
+      },
     ];
 
-console.log(`attention GPU check, seed ${seed0}, device ${JSON.stringify(addon.cudaStatus?.() ?? cu.status())}`);
+console.log(
+  `attention GPU check, seed ${seed0}, device ${JSON.stringify(addon.cudaStatus?.() ?? cu.status())}`,
+);
 const results = [];
 for (const c of cases) {
   const t0 = Date.now();
@@ -354,7 +484,9 @@ const errors = errorCases();
 for (const m of errors) console.log(`error case: ${m}`);
 const deviceError = cu.takeDeviceError();
 const allPass = results.every((r) => r.pass);
-console.log(`${allPass ? "ALL PASS" : "SOME FAILED"} (${results.filter((r) => r.pass).length}/${results.length})`);
+console.log(
+  `${allPass ? "ALL PASS" : "SOME FAILED"} (${results.filter((r) => r.pass).length}/${results.length})`,
+);
 if (process.env.OUT) {
   fs.writeFileSync(
     path.join(process.env.OUT, small ? "attention_test_small.json" : "attention_test.json"),

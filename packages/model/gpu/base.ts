@@ -4,7 +4,7 @@
 // Usage (GPU machine): node .device/base.mjs
 import fs from "node:fs";
 import path from "node:path";
-import { type UnpaddedMlmBatch, checkParity, createModel, presetConfig } from "@mbert/model";
+import { type UnpaddedMlmBatch, createModel, presetConfig } from "@mbert/model";
 import { native } from "@mbert/kernels";
 import { Generator, type Tensor, tidy } from "@mbert/tensor";
 
