@@ -1,7 +1,9 @@
 // random.cc — randUniform, randNormal, dropoutForward/Backward on Philox4x32-10
 // (common/philox.h): element i draws from philox(key = seed, counter = offset + i),
 // so every backend produces the same stream and the same dropout mask.
-// Accumulation: `=`. Dropout drops element i when u_i < p, u_i = (word0 >> 8) * 2^-24.
+// Accumulation: `=`. Dropout draws one Philox call per 4 elements: element i
+// uses word (i & 3) of philox(seed, offset + (i >> 2)) and is dropped when
+// u_i < p, u_i = (word >> 8) * 2^-24 (compared in float32).
 #include <cmath>
 
 #include "common/philox.h"
@@ -70,9 +72,10 @@ void dropout(T* out, const T* x, int64_t n, double p, uint64_t seed, uint64_t of
   float pf = static_cast<float>(p);
   C scale = p < 1 ? C(1) / (C(1) - C(p)) : C(0);
   parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
+    Philox4 r{};
     for (int64_t i = lo; i < hi; ++i) {
-      Philox4 r = philox4x32_10(seed, offset + static_cast<uint64_t>(i));
-      bool drop = uniform01(r.w[0]) < pf;
+      if (i == lo || (i & 3) == 0) r = philox4x32_10(seed, offset + static_cast<uint64_t>(i >> 2));
+      bool drop = uniform01(r.w[i & 3]) < pf;
       out[i] = drop ? T(C(0)) : T(C(x[i]) * scale);
     }
   });

@@ -3,7 +3,9 @@
 // philox(key = seed, counter = offset + i). Accumulation: `=`.
 //   uniform: low + (high - low) * u, u = (word0 >> 8) * 2^-24
 //   normal:  mean + std * Box-Muller(word0, word1), computed in double as on the CPU
-//   dropout: element i dropped when u_i < float(p); kept ones scaled by 1/(1-p).
+//   dropout: one Philox call feeds 4 elements: element i uses word (i & 3) of
+//            philox(seed, offset + (i >> 2)) and is dropped when
+//            ((word >> 8) * 2^-24) < float(p); kept ones are scaled by 1/(1-p).
 //            The mask is bit-identical to the CPU rule; backward redraws it.
 #include "common/philox.h"
 #include "cuda/kernel_util.cuh"
@@ -30,11 +32,52 @@ __global__ void rand_normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t of
 
 // out = x * mask * scale; forward (x) and backward (dy) share it.
 template <typename T>
+__device__ __forceinline__ T dropout_one(T x, uint32_t word, float p, float scale) {
+  return uniform01(word) < p ? from_f<T>(0.f) : from_f<T>(to_f<T>(x) * scale);
+}
+
+// Any alignment: thread per group of 4 elements (one Philox call), scalar accesses.
+template <typename T>
 __global__ void dropout_kernel(T* out, const T* x, int64_t n, float p, float scale, uint64_t seed, uint64_t offset) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const Philox4 r = philox4x32_10(seed, offset + uint64_t(i));
-    const bool drop = uniform01(r.w[0]) < p;
-    out[i] = drop ? from_f<T>(0.f) : from_f<T>(to_f<T>(x[i]) * scale);
+  const int64_t groups = (n + 3) / 4;
+  for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < groups; g += int64_t(gridDim.x) * blockDim.x) {
+    const Philox4 r = philox4x32_10(seed, offset + uint64_t(g));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int64_t i = g * 4 + k;
+      if (i < n) out[i] = dropout_one(x[i], r.w[k], p, scale);
+    }
+  }
+}
+
+// 16-byte aligned out and x: thread per 16-byte vector, N = 8 (bf16, two
+// Philox calls) or 4 (fp32, one call) elements; the ragged tail is scalar.
+template <typename T>
+__global__ void dropout_vec_kernel(T* out, const T* x, int64_t n, float p, float scale, uint64_t seed,
+                                   uint64_t offset) {
+  constexpr int N = Vec<T>::N;
+  constexpr int CALLS = N / 4;
+  const int64_t nv = (n + N - 1) / N;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < nv; t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i0 = t * N;
+    uint32_t w[N];
+#pragma unroll
+    for (int h = 0; h < CALLS; ++h) {
+      const Philox4 r = philox4x32_10(seed, offset + uint64_t(t * CALLS + h));
+#pragma unroll
+      for (int k = 0; k < 4; ++k) w[h * 4 + k] = r.w[k];
+    }
+    if (i0 + N <= n) {
+      const Vec<T> xv = load_vec_cs(x + i0);
+      Vec<T> o;
+#pragma unroll
+      for (int k = 0; k < N; ++k) o.v[k] = dropout_one(xv.v[k], w[k], p, scale);
+      store_vec(out + i0, o);
+    } else {
+#pragma unroll
+      for (int k = 0; k < N; ++k)
+        if (i0 + k < n) out[i0 + k] = dropout_one(x[i0 + k], w[k], p, scale);
+    }
   }
 }
 
@@ -92,8 +135,15 @@ Napi::Value dropout_js(const Napi::CallbackInfo& info, const char* name) {
   const void* x = dbuf(a, 2, dt, n, "x");
   if (n == 0) return undefined(a);
   const float scale = p < 1 ? 1.f / (1.f - float(p)) : 0.f;
-  MBERT_CUDA_DISPATCH(dt, dropout_kernel<T><<<rng_grid(n), 256, 0, stream()>>>(
-                              static_cast<T*>(out), static_cast<const T*>(x), n, float(p), scale, seed, offset));
+  MBERT_CUDA_DISPATCH(dt, {
+    T* o = static_cast<T*>(out);
+    const T* xi = static_cast<const T*>(x);
+    if (aligned16(o) && aligned16(xi))
+      dropout_vec_kernel<T><<<rng_grid(ceil_div(n, Vec<T>::N)), 256, 0, stream()>>>(o, xi, n, float(p), scale, seed,
+                                                                                     offset);
+    else
+      dropout_kernel<T><<<rng_grid(ceil_div(n, 4)), 256, 0, stream()>>>(o, xi, n, float(p), scale, seed, offset);
+  });
   MBERT_LAUNCH_CHECK();
   return undefined(a);
 }

@@ -312,7 +312,12 @@ export interface BackendKernels {
     mean: number,
     std: number,
   ): void;
-  /** Element i is dropped when u_i < p (u as in randUniform); kept ones scaled by 1/(1-p). */
+  /**
+   * One Philox call feeds 4 elements: element i uses word (i & 3) of
+   * philox(key = seed, counter = offset + (i >> 2)), u_i = (word >> 8) * 2^-24,
+   * and is dropped when u_i < p (compared in float32); kept ones are scaled by
+   * 1/(1-p). Uses counters offset .. offset + ceil(n / 4) - 1.
+   */
   dropoutForward(
     dtype: DTypeCode,
     out: Ptr,

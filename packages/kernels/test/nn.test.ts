@@ -434,7 +434,29 @@ describe("attention (varlen, ALiBi, key bias, packed qkv)", () => {
   }
 });
 
+// Philox4x32-10 in JavaScript (BigInt for the 32x32 -> 64-bit products): the
+// rule the kernels must follow, written independently of philox.h.
+function philox(seed: number, counter: number): number[] {
+  const M0 = 0xd2511f53n;
+  const M1 = 0xcd9e8d57n;
+  const mask = 0xffffffffn;
+  let c = [BigInt(counter) & mask, BigInt(counter) >> 32n, 0n, 0n];
+  let k0 = BigInt(seed) & mask;
+  let k1 = BigInt(seed) >> 32n;
+  for (let r = 0; r < 10; r++) {
+    const p0 = M0 * c[0]!;
+    const p1 = M1 * c[2]!;
+    c = [(p1 >> 32n) ^ c[1]! ^ k0, p1 & mask, (p0 >> 32n) ^ c[3]! ^ k1, p0 & mask];
+    k0 = (k0 + 0x9e3779b9n) & mask;
+    k1 = (k1 + 0xbb67ae85n) & mask;
+  }
+  return c.map(Number);
+}
+
 describe("randomness and dropout (Philox4x32-10)", () => {
+  it("the JavaScript Philox matches the Random123 known-answer vectors", () => {
+    expect(philox(0, 0)).toEqual([0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+  });
   it("matches the Random123 known-answer vector", () => {
     // philox4x32_10(ctr = 0, key = 0): first word 0x6627e8d5; word0 >> 8 scaled by 2^-24.
     const out = poisoned(F64, 1);
@@ -462,21 +484,30 @@ describe("randomness and dropout (Philox4x32-10)", () => {
       expect(Math.abs(zm - 2)).toBeLessThan(0.02);
       expect(Math.abs(zs - 0.5)).toBeLessThan(0.02);
     });
-    it(`dropout mask equals u < p and backward reuses it dtype=${dt}`, () => {
-      const n = 1000;
+    it(`dropout: element i uses word (i & 3) of philox(seed, offset + (i >> 2)) dtype=${dt}`, () => {
+      const n = 1003; // not a multiple of 4: the last Philox call feeds 3 elements
       const p = 0.3;
-      const u = poisoned(dt, n);
-      cpu.randUniform(dt, u, n, 9, 5, 0, 1);
-      const uv = download(dt, u, n);
-      const ones = upload(dt, new Array(n).fill(1));
+      const seed = 2 ** 33 + 9; // a key with both 32-bit halves set
+      const offset = 5;
+      const x = asStored(dt, randn(n, rng(17 + dt)));
       const out = poisoned(dt, n);
-      cpu.dropoutForward(dt, out, ones, n, p, 9, 5);
+      cpu.dropoutForward(dt, out, upload(dt, x), n, p, seed, offset);
+      const dy = asStored(dt, randn(n, rng(29 + dt)));
       const dx = poisoned(dt, n);
-      cpu.dropoutBackward(dt, dx, ones, n, p, 9, 5);
+      cpu.dropoutBackward(dt, dx, upload(dt, dy), n, p, seed, offset);
       const ov = download(dt, out, n);
-      const scale = dt === F32 ? Math.fround(1 / Math.fround(1 - Math.fround(p))) : 1 / (1 - p);
-      for (let i = 0; i < n; i++) expect(ov[i]).toBeCloseTo(uv[i]! < p ? 0 : scale, 6);
-      expect(Array.from(download(dt, dx, n))).toEqual(Array.from(ov));
+      const dv = download(dt, dx, n);
+      const f = dt === F64 ? (v: number) => v : Math.fround;
+      const scale = f(1 / f(1 - f(p)));
+      let dropped = 0;
+      for (let i = 0; i < n; i++) {
+        const word = philox(seed, offset + (i >> 2))[i & 3]!;
+        const drop = (word >>> 8) / 2 ** 24 < Math.fround(p);
+        if (drop) dropped++;
+        expect(ov[i]).toBe(drop ? 0 : asStored(dt, [f(x[i]! * scale)])[0]);
+        expect(dv[i]).toBe(drop ? 0 : asStored(dt, [f(dy[i]! * scale)])[0]);
+      }
+      expect(Math.abs(dropped / n - p)).toBeLessThan(0.05);
     });
   }
 });
