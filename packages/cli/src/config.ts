@@ -164,7 +164,7 @@ export const PRETRAIN_SCHEMA: Spec = {
           },
         },
         lr_monitor: { kind: "object", fields: {} },
-        memory_monitor: { kind: "object", fields: {} },
+        memory_monitor: { kind: "object", fields: { interval: int(1, true) } },
         early_stopper: {
           kind: "object",
           fields: {
@@ -250,7 +250,7 @@ export interface PretrainConfig {
   callbacks?: {
     speed_monitor?: { window_size?: number; gpu_flops_available?: number };
     lr_monitor?: object;
-    memory_monitor?: object;
+    memory_monitor?: { interval?: number };
     early_stopper?: {
       monitor: string;
       dataloader_label: string;

@@ -15,6 +15,7 @@ export {
   PRETRAIN_USAGE,
   type PretrainOptions,
   type PretrainRun,
+  callbacksFor,
   modelConfigFor,
   pretrainCommand,
   runPretrain,

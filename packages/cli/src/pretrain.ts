@@ -14,6 +14,7 @@ import {
   JsonlLogger,
   LRMonitor,
   type LoggerDestination,
+  MemoryMonitor,
   type MlmBatch,
   MlmTask,
   SpeedMonitor,
@@ -93,6 +94,34 @@ export function modelConfigFor(c: PretrainConfig, vocabSize: number) {
   return configFromHf({ ...configToHf(base), ...overrides }, { family: base.family });
 }
 
+/** The callbacks a config's `callbacks:` section names; the speed monitor is always on. */
+export function callbacksFor(
+  c: Pick<PretrainConfig, "callbacks">,
+  flopsPerBatch?: (batch: unknown) => number,
+): { speed: SpeedMonitor; callbacks: Callback[] } {
+  const speed = new SpeedMonitor({
+    windowSize: c.callbacks?.speed_monitor?.window_size ?? 100,
+    peakFlopsPerSecond: c.callbacks?.speed_monitor?.gpu_flops_available,
+    flopsPerBatch,
+  });
+  const callbacks: Callback[] = [speed];
+  if (c.callbacks?.lr_monitor) callbacks.push(new LRMonitor());
+  const mm = c.callbacks?.memory_monitor;
+  if (mm) callbacks.push(new MemoryMonitor({ interval: mm.interval }));
+  const es = c.callbacks?.early_stopper;
+  if (es) {
+    callbacks.push(
+      new EarlyStopper({
+        monitor: es.monitor,
+        dataloaderLabel: es.dataloader_label,
+        patience: es.patience,
+        minDelta: es.min_delta,
+      }),
+    );
+  }
+  return { speed, callbacks };
+}
+
 export async function runPretrain(c: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainRun> {
   const device = opts.device ?? (cudaAvailable() ? "cuda" : "cpu");
   const precision = device === "cpu" ? "fp32" : c.precision;
@@ -118,24 +147,8 @@ export async function runPretrain(c: PretrainConfig, opts: PretrainOptions = {})
   const task = new MlmTask(model);
   const optimizer = buildOptimizer(c.optimizer.name, [...model.namedParameters()], c.optimizer);
   const scheduler = buildScheduler(c.scheduler.name, c.scheduler);
-  const speed = new SpeedMonitor({
-    windowSize: c.callbacks?.speed_monitor?.window_size ?? 100,
-    peakFlopsPerSecond: c.callbacks?.speed_monitor?.gpu_flops_available,
-    flopsPerBatch: (b) => task.flopsPerBatch(b as MlmBatch),
-  });
-  const callbacks: Callback[] = [speed, ...(opts.callbacks ?? [])];
-  if (c.callbacks?.lr_monitor) callbacks.push(new LRMonitor());
-  const es = c.callbacks?.early_stopper;
-  if (es) {
-    callbacks.push(
-      new EarlyStopper({
-        monitor: es.monitor,
-        dataloaderLabel: es.dataloader_label,
-        patience: es.patience,
-        minDelta: es.min_delta,
-      }),
-    );
-  }
+  const { speed, callbacks } = callbacksFor(c, (b) => task.flopsPerBatch(b as MlmBatch));
+  callbacks.push(...(opts.callbacks ?? []));
   const loggers: LoggerDestination[] = [...(opts.loggers ?? [])];
   if (c.loggers?.jsonl)
     loggers.push(new JsonlLogger(path.join(runDir, c.loggers.jsonl.filename ?? "metrics.jsonl")));

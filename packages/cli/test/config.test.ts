@@ -58,3 +58,26 @@ describe("pretrain config", () => {
     expect(missing).toContain("optimizer: is missing; expected a mapping");
   });
 });
+
+describe("callbacks from a config", () => {
+  it("builds the memory monitor from `callbacks: { memory_monitor: {} }`", async () => {
+    const { MemoryMonitor, LRMonitor, SpeedMonitor } = await import("@mbert/train");
+    const { callbacksFor } = await import("../src/index.js");
+    const base = loadPretrainConfig(cfg("demo.yaml"));
+    const c = parsePretrainConfig(
+      JSON.stringify({ ...base, callbacks: { memory_monitor: {}, lr_monitor: {} } }),
+    );
+    const { speed, callbacks } = callbacksFor(c);
+    expect(speed).toBeInstanceOf(SpeedMonitor);
+    expect(callbacks.some((cb) => cb instanceof LRMonitor)).toBe(true);
+    const mm = callbacks.find((cb) => cb instanceof MemoryMonitor) as InstanceType<typeof MemoryMonitor>;
+    expect(mm.interval).toBe(1);
+    const every = parsePretrainConfig(JSON.stringify(base), {
+      sets: ["callbacks.memory_monitor.interval=50"],
+    });
+    expect((callbacksFor(every).callbacks.at(-1) as InstanceType<typeof MemoryMonitor>).interval).toBe(50);
+    expect(issues(JSON.stringify(base), ["callbacks.memory_monitor.interval=0"])).toEqual([
+      "callbacks.memory_monitor.interval: got 0; expected an integer >= 1",
+    ]);
+  });
+});

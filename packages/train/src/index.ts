@@ -4,6 +4,12 @@
 export { type Algorithm, Callback, type CallbackHooks, type Hook, fireEvent } from "./callback.js";
 export { EarlyStopper, type EarlyStopperOptions } from "./callbacks/early-stopper.js";
 export { LRMonitor } from "./callbacks/lr-monitor.js";
+export {
+  type AllocatorProbe,
+  type AllocatorStats,
+  MemoryMonitor,
+  type MemoryMonitorOptions,
+} from "./callbacks/memory-monitor.js";
 export { SpeedMonitor, type SpeedMonitorOptions } from "./callbacks/speed-monitor.js";
 export {
   CheckpointError,
