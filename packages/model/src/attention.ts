@@ -10,7 +10,7 @@ import { type DType, type Device, F, type Tensor, fromArray, type nn } from "@mb
 import type { EncoderInputs } from "./inputs.js";
 
 /** Head sizes the CUDA attention kernel is built for (see native/cuda/attention.cu). */
-export const CUDA_FUSED_HEAD_SIZES = [32, 64, 128];
+export const CUDA_FUSED_HEAD_SIZES = [16, 32, 64, 128];
 
 /** Whether the fused attention kernel can run this head size on this device. */
 export function fusedAttentionSupported(device: Device, headSize: number): boolean {

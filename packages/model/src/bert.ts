@@ -110,22 +110,32 @@ export class BertSelfAttention extends nn.Module {
   }
 }
 
-/** dense -> dropout -> LayerNorm(. + residual). */
-export class BertSelfOutput extends nn.Module {
+/**
+ * dense -> dropout -> LayerNorm(. + residual): the step that closes both
+ * halves of a post-LN layer (after attention, C -> C; after the MLP, I -> C).
+ */
+export class DenseResidualNorm extends nn.Module {
   readonly dense: nn.Linear;
   readonly LayerNorm: nn.LayerNorm;
   readonly dropout: nn.Dropout;
 
-  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+  constructor(inFeatures: number, c: BertConfig, o: nn.LayerOptions = {}) {
     super();
-    this.dense = this.registerModule("dense", new nn.Linear(c.hiddenSize, c.hiddenSize, o));
+    this.dense = this.registerModule("dense", new nn.Linear(inFeatures, c.hiddenSize, o));
     this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
     this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
   }
 
-  // out: (N, C)  h: (N, C) attention output  residual: (N, C) layer input
+  // out: (N, C)  h: (N, inFeatures)  residual: (N, C)
   forward(h: Tensor, residual: Tensor): Tensor {
     return this.LayerNorm.forward(this.dropout.forward(this.dense.forward(h)), residual);
+  }
+}
+
+/** After attention: C -> C (`attention.output`). */
+export class BertSelfOutput extends DenseResidualNorm {
+  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+    super(c.hiddenSize, c, o);
   }
 }
 
@@ -159,22 +169,10 @@ export class BertIntermediate extends nn.Module {
   }
 }
 
-/** The second MLP projection, I -> C, dropout, LayerNorm(. + residual). */
-export class BertOutput extends nn.Module {
-  readonly dense: nn.Linear;
-  readonly LayerNorm: nn.LayerNorm;
-  readonly dropout: nn.Dropout;
-
+/** The second MLP projection, I -> C, dropout, LayerNorm(. + residual) (`output`). */
+export class BertOutput extends DenseResidualNorm {
   constructor(c: BertConfig, o: nn.LayerOptions = {}) {
-    super();
-    this.dense = this.registerModule("dense", new nn.Linear(c.intermediateSize, c.hiddenSize, o));
-    this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
-    this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
-  }
-
-  // out: (N, C)  h: (N, I)  residual: (N, C)
-  forward(h: Tensor, residual: Tensor): Tensor {
-    return this.LayerNorm.forward(this.dropout.forward(this.dense.forward(h)), residual);
+    super(c.intermediateSize, c, o);
   }
 }
 

@@ -18,6 +18,7 @@
 // Shapes: T tokens, C hidden, NH heads, HS head size, I intermediate, R subset rows.
 
 import { F, type Tensor, fromArray, nn } from "@mbert/tensor";
+import { BertSelfOutput } from "./bert.js";
 import { alibiSlopes } from "./alibi.js";
 import { explicitAttention, fusedAttentionSupported } from "./attention.js";
 import type { BertConfig } from "./config.js";
@@ -83,32 +84,14 @@ export class MosaicBertSelfAttention extends nn.Module {
   }
 }
 
-/** dense -> dropout -> LayerNorm(. + residual) (same as classic BERT). */
-export class MosaicBertSelfOutput extends nn.Module {
-  readonly dense: nn.Linear;
-  readonly LayerNorm: nn.LayerNorm;
-  readonly dropout: nn.Dropout;
-
-  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
-    super();
-    this.dense = this.registerModule("dense", new nn.Linear(c.hiddenSize, c.hiddenSize, o));
-    this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
-    this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
-  }
-
-  forward(h: Tensor, residual: Tensor): Tensor {
-    return this.LayerNorm.forward(this.dropout.forward(this.dense.forward(h)), residual);
-  }
-}
-
 export class MosaicBertAttention extends nn.Module {
   readonly self: MosaicBertSelfAttention;
-  readonly output: MosaicBertSelfOutput;
+  readonly output: BertSelfOutput;
 
   constructor(c: BertConfig, o: nn.LayerOptions = {}) {
     super();
     this.self = this.registerModule("self", new MosaicBertSelfAttention(c, o));
-    this.output = this.registerModule("output", new MosaicBertSelfOutput(c, o));
+    this.output = this.registerModule("output", new BertSelfOutput(c, o));
   }
 
   // out: (R, C) for subset rows (all T when subset is null)  h: (T, C)  subset: (R) int32
