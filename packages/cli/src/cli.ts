@@ -37,7 +37,9 @@ const COMMANDS: Record<
   tokenize: { usage: TOKENIZE_USAGE, run: (a, o, e) => tokenizeCommand(a, o, e) },
   glue: { usage: GLUE_USAGE, run: (a, o, e) => glueCommand(a, o, e) },
   "check-parity": {
-    usage: "usage: mbert check-parity [options] (see @mbert/model)",
+    usage:
+      "usage: mbert check-parity <case-dir> [--device cpu|cuda] [--layout padded|unpadded] [--dtype float32|bfloat16]\n\n" +
+      "Compares the model with a reference fixture (../shared/fixtures/<case>); prints one JSON line, exit 0 when it passes.",
     run: (a, o) => checkParityCommand(a, o),
   },
 };
