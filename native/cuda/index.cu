@@ -6,10 +6,19 @@
 // A bad index sets the device error flag (read by takeDeviceError); its row is
 // skipped (indexSelect writes zeros there).
 //
-// indexAdd is deterministic: the (idx[i], i) pairs are sorted with CUB's
-// stable radix sort, so each output row's contributions form one segment in
-// increasing i; one block per (segment, column chunk) sums its segment in that
-// order in fp32 and adds the total to out once. No floating-point atomics.
+// indexAdd is deterministic (no floating-point atomics): the (idx[i], i) pairs
+// are sorted with CUB's stable radix sort, so each output row's contributions
+// form one segment in increasing i. The sorted positions are cut into tiles of
+// kTile; one block per tile walks its positions in order, summing the src rows
+// of each segment piece in fp32 with 16-byte loads. A segment that lies inside
+// one tile is added to out[row] right there; the pieces of a segment that
+// crosses tile boundaries go to per-tile partial rows (slot 1: the piece that
+// starts in the tile and runs past its end; slot 0: the piece that began in an
+// earlier tile), and a second kernel sums them in a fixed order and adds the
+// total to out once. Long segments (token-type ids: all rows hit one or two
+// entries) are thus spread over many blocks instead of one serial chain.
+#include <algorithm>
+
 #include <cub/device/device_radix_sort.cuh>
 
 #include "cuda/kernel_util.cuh"
@@ -69,38 +78,160 @@ __global__ void index_add_prepare(int* keys, int* vals, const int* idx, int64_t 
   }
 }
 
-// seg_end[key] = one past the last sorted position holding key.
-__global__ void index_add_segment_ends(int* seg_end, const int* keys, int64_t n, int64_t num_rows) {
-  for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < n; p += int64_t(gridDim.x) * blockDim.x) {
-    const int key = keys[p];
-    if (key < num_rows && (p == n - 1 || keys[p + 1] != key)) seg_end[key] = int(p + 1);
+constexpr int kTile = 32;     // sorted positions per tile block
+constexpr int kFinishRows = 8;  // piece sums in flight per column in the finish kernel
+
+// V columns per thread: 8 (16-byte bf16 / two 16-byte fp32 accesses) or 1.
+template <int V>
+struct Cols {
+  float v[V];
+};
+
+template <typename T, int V>
+__device__ __forceinline__ void load_cols(Cols<V>& r, const T* p) {
+  if constexpr (V == 1) {
+    r.v[0] = to_f<T>(*p);
+  } else if constexpr (sizeof(T) == 2) {
+    static_assert(V == 8, "bf16 vectors are 8 wide");
+    const Vec<T> a = load_vec(p);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) r.v[k] = to_f<T>(a.v[k]);
+  } else {
+    static_assert(V == 8, "fp32 vectors are 2 x 4 wide");
+    const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
+    r.v[0] = a.x, r.v[1] = a.y, r.v[2] = a.z, r.v[3] = a.w;
+    r.v[4] = b.x, r.v[5] = b.y, r.v[6] = b.z, r.v[7] = b.w;
   }
 }
 
-// Block (p, chunk): if p starts a segment of equal keys, sums src rows of the
-// segment (in sorted = increasing-i order) for columns of this chunk and adds
-// the sum to out[key]. Eight rows are loaded at a time to keep loads in flight.
-template <typename T, typename G>
-__global__ void index_add_segments(G* out, const T* src, const int* keys, const int* vals, const int* seg_end,
-                                   int64_t row_size, int64_t num_rows) {
-  const int64_t p = blockIdx.x;
-  const int key = keys[p];
-  if (key >= num_rows || (p > 0 && keys[p - 1] == key)) return;
-  const int64_t end = seg_end[key];
-  const int64_t c = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
-  if (c >= row_size) return;
-  float acc = 0.f;
-  int64_t q = p;
-  for (; q + 8 <= end; q += 8) {
-    float v[8];
+template <typename T, int V>
+__device__ __forceinline__ void store_cols(T* p, const Cols<V>& r) {
+  if constexpr (V == 1) {
+    *p = from_f<T>(r.v[0]);
+  } else if constexpr (sizeof(T) == 2) {
+    Vec<T> a;
 #pragma unroll
-    for (int k = 0; k < 8; ++k) v[k] = to_f<T>(src[int64_t(vals[q + k]) * row_size + c]);
-#pragma unroll
-    for (int k = 0; k < 8; ++k) acc += v[k];
+    for (int k = 0; k < 8; ++k) a.v[k] = from_f<T>(r.v[k]);
+    store_vec(p, a);
+  } else {
+    *reinterpret_cast<float4*>(p) = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
+    *reinterpret_cast<float4*>(p + 4) = make_float4(r.v[4], r.v[5], r.v[6], r.v[7]);
   }
-  for (; q < end; ++q) acc += to_f<T>(src[int64_t(vals[q]) * row_size + c]);
-  G* o = out + int64_t(key) * row_size + c;
-  *o = from_f<G>(to_f<G>(*o) + acc);
+}
+
+// out[key] += acc (out in the gradient dtype, one rounding).
+template <typename G, int V>
+__device__ __forceinline__ void add_cols(G* p, const Cols<V>& acc) {
+  Cols<V> o;
+  load_cols<G, V>(o, p);
+#pragma unroll
+  for (int k = 0; k < V; ++k) o.v[k] += acc.v[k];
+  store_cols<G, V>(p, o);
+}
+
+// Block (tile t, column chunk): positions [t kTile, min((t + 1) kTile, n)) in
+// sorted order. partial: (2 tiles, row_size) fp32, slot 0 and 1 per tile.
+template <typename T, typename G, int V>
+__global__ void index_add_tiles(G* out, float* partial, const T* src, const int* keys, const int* vals, int64_t n,
+                                int64_t row_size, int num_rows) {
+  const int64_t t = blockIdx.x;
+  const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
+  if (c >= row_size) return;
+  const int64_t p0 = t * kTile, p1 = p0 + kTile < n ? p0 + kTile : n;
+  bool before = p0 > 0 && keys[p0 - 1] == keys[p0];  // the current segment began in an earlier tile
+  Cols<V> acc;
+#pragma unroll
+  for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
+  for (int64_t q = p0; q < p1; q += 8) {
+    // Issue up to eight row loads before the first add; add them in order.
+    Cols<V> r[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      if (q + j < p1) load_cols<T, V>(r[j], src + int64_t(vals[q + j]) * row_size + c);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int64_t pos = q + j;
+      if (pos >= p1) break;
+#pragma unroll
+      for (int k = 0; k < V; ++k) acc.v[k] += r[j].v[k];
+      const int key = keys[pos];
+      const bool seg_last = pos + 1 == n || keys[pos + 1] != key;
+      if (!seg_last && pos + 1 < p1) continue;
+      if (key < num_rows) {  // key == num_rows marks bad indices: skipped
+        if (seg_last && !before) add_cols<G, V>(out + int64_t(key) * row_size + c, acc);
+        else store_cols<float, V>(partial + (2 * t + (before ? 0 : 1)) * row_size + c, acc);
+      }
+#pragma unroll
+      for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
+      before = false;
+    }
+  }
+}
+
+// Block (tile t, column chunk), blockDim (x, kFinishRows): if a segment starts
+// in tile t and runs past its end, sums its pieces (tile t slot 1, then slot 0
+// of each following tile it reaches): thread row y takes pieces y, y + 8, ...
+// in order, then the 8 row sums are added in row order. Adds the total to out.
+template <typename G, int V>
+__global__ void index_add_finish(G* out, const float* partial, const int* keys, int64_t n, int64_t row_size,
+                                 int num_rows) {
+  extern __shared__ float sm[];  // [kFinishRows][blockDim.x * V]
+  const int64_t t = blockIdx.x;
+  const int64_t p0 = t * kTile, p1 = p0 + kTile;
+  if (p1 >= n) return;
+  const int key = keys[p1 - 1];
+  if (key >= num_rows || keys[p1] != key) return;
+  if (keys[p0] == key && p0 > 0 && keys[p0 - 1] == key) return;  // began in an earlier tile
+  // End of the segment: first sorted position past p1 whose key differs (binary search).
+  int64_t lo = p1, hi = n;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (keys[mid] == key) lo = mid + 1;
+    else hi = mid;
+  }
+  const int64_t pieces = (lo - 1) / kTile - t + 1;
+  const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
+  const bool active = c < row_size;
+  Cols<V> acc;
+#pragma unroll
+  for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
+  if (active) {
+    for (int64_t j = threadIdx.y; j < pieces; j += kFinishRows) {
+      Cols<V> r;
+      load_cols<float, V>(r, partial + (2 * (t + j) + (j == 0 ? 1 : 0)) * row_size + c);
+#pragma unroll
+      for (int k = 0; k < V; ++k) acc.v[k] += r.v[k];
+    }
+  }
+  float* mine = sm + (int64_t(threadIdx.y) * blockDim.x + threadIdx.x) * V;
+#pragma unroll
+  for (int k = 0; k < V; ++k) mine[k] = acc.v[k];
+  __syncthreads();
+  if (threadIdx.y != 0 || !active) return;
+  for (int y = 1; y < kFinishRows; ++y) {
+    const float* other = sm + (int64_t(y) * blockDim.x + threadIdx.x) * V;
+#pragma unroll
+    for (int k = 0; k < V; ++k) acc.v[k] += other[k];
+  }
+  add_cols<G, V>(out + int64_t(key) * row_size + c, acc);
+}
+
+template <typename T, typename G, int V>
+void index_add_launch(G* out, float* partial, const T* src, const int* keys, const int* vals, int64_t n,
+                      int64_t row_size, int num_rows, cudaStream_t st) {
+  const int64_t tiles = ceil_div(n, kTile);
+  const int64_t vecs = ceil_div(row_size, V);
+  // At most 128 threads of 8 columns: the finish kernel's shared rows stay at 32 KB.
+  const int threads = int(std::min<int64_t>(V == 8 ? 128 : 256, ceil_div(vecs, 32) * 32));
+  const dim3 grid{unsigned(tiles), unsigned(ceil_div(vecs, threads)), 1u};
+  index_add_tiles<T, G, V><<<grid, threads, 0, st>>>(out, partial, src, keys, vals, n, row_size, num_rows);
+  MBERT_LAUNCH_CHECK();
+  if (tiles > 1) {
+    const std::size_t smem = std::size_t(kFinishRows) * threads * V * sizeof(float);
+    index_add_finish<G, V><<<grid, dim3(threads, kFinishRows, 1), smem, st>>>(out, partial, keys, n, row_size,
+                                                                             num_rows);
+    MBERT_LAUNCH_CHECK();
+  }
 }
 
 template <typename T, typename G>
@@ -114,25 +245,26 @@ void index_add(G* out, const T* src, const int* idx, int64_t n, int64_t row_size
                                                    static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
                                                    static_cast<int*>(nullptr), n, 0, end_bit, st));
   // Scratch from the caching allocator; freed at the end (stream order keeps it valid).
-  const std::size_t arrays = (4 * std::size_t(n) + std::size_t(num_rows)) * sizeof(int);
-  char* scratch = static_cast<char*>(alloc(arrays + temp_bytes + 256));
+  const auto align = [](std::size_t b) { return (b + 255) & ~std::size_t(255); };
+  const std::size_t arrays = align(4 * std::size_t(n) * sizeof(int));
+  const std::size_t partial_bytes = align(2 * std::size_t(ceil_div(n, kTile)) * std::size_t(row_size) * sizeof(float));
+  char* scratch = static_cast<char*>(alloc(arrays + partial_bytes + temp_bytes + 256));
   int* keys_in = reinterpret_cast<int*>(scratch);
   int* vals_in = keys_in + n;
   int* keys_out = vals_in + n;
   int* vals_out = keys_out + n;
-  int* seg_end = vals_out + n;
-  void* temp = scratch + ((arrays + 255) & ~std::size_t(255));
+  float* partial = reinterpret_cast<float*>(scratch + arrays);
+  void* temp = scratch + arrays + partial_bytes;
   try {
     index_add_prepare<<<grid_for(n, 256), 256, 0, st>>>(keys_in, vals_in, idx, n, num_rows, device_error());
     MBERT_LAUNCH_CHECK();
     MBERT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, vals_in, vals_out, n, 0,
                                                      end_bit, st));
-    index_add_segment_ends<<<grid_for(n, 256), 256, 0, st>>>(seg_end, keys_out, n, num_rows);
-    MBERT_LAUNCH_CHECK();
-    const int threads = 256;
-    dim3 grid{unsigned(n), unsigned(ceil_div(row_size, threads)), 1u};
-    index_add_segments<T, G><<<grid, threads, 0, st>>>(out, src, keys_out, vals_out, seg_end, row_size, num_rows);
-    MBERT_LAUNCH_CHECK();
+    const bool vec = row_size % 8 == 0 && aligned16(out) && aligned16(src);
+    if (vec)
+      index_add_launch<T, G, 8>(out, partial, src, keys_out, vals_out, n, row_size, int(num_rows), st);
+    else
+      index_add_launch<T, G, 1>(out, partial, src, keys_out, vals_out, n, row_size, int(num_rows), st);
   } catch (...) {
     free(scratch);
     throw;
@@ -221,7 +353,7 @@ Napi::Value index_add_js(const Napi::CallbackInfo& info) {
   const DType gt = float_dtype(a, 1);
   const int64_t n = a.size(5, "n"), rs = a.size(6, "rowSize"), nr = a.size(7, "numRows");
   MBERT_CHECK(n <= INT32_MAX && nr < INT32_MAX, "cuda.indexAdd: n and numRows must fit in int32");
-  MBERT_CHECK(n <= 2147483647 && ceil_div(rs, 256) <= 65535, "cuda.indexAdd: rowSize too large");
+  MBERT_CHECK(ceil_div(rs, 256) <= 65535, "cuda.indexAdd: rowSize too large");
   void* out = dbuf(a, 2, gt, n > 0 ? nr * rs : 0, "out");
   const void* src = dbuf(a, 3, dt, n * rs, "src");
   const int* idx = dbuf<const int>(a, 4, DType::I32, n, "idx");

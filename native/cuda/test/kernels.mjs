@@ -779,6 +779,7 @@ if (want("index"))
           [dt === BF16 ? 16384 : 2048, 768, 30528],
           [100, 33, 7],
           [4000, 768, 3],
+          [29400, 768, 2], // token types: two segments spanning hundreds of tiles
         ]) {
       const table = input(dt, randnArr(numRows * rowSize));
       const idx = input(I32, intArr(n, 0, numRows));
