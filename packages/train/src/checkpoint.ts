@@ -24,7 +24,7 @@ import { type Generator, type Tensor, backend, defaultGenerator, dtypeCode, noGr
 import { CheckpointError } from "./errors.js";
 import type { State } from "./state.js";
 import { Timestamp, type TimestampState } from "./time.js";
-import type { OptimizerState, ParamLike } from "./types.js";
+import type { OptimizerState, ParamLike, WeightsReport } from "./types.js";
 
 export const CHECKPOINT_FORMAT = "mbert-checkpoint";
 export const CHECKPOINT_VERSION = 1;
@@ -295,52 +295,36 @@ export interface LoadOptions {
    * `state.timestamp`, `state.callbacks`, or weight names `model.<param>` (e.g. `model.cls.*`).
    */
   ignoreKeys?: string[];
-  /** Require every model weight to be present (default true unless weights are ignored). */
+  /** Fail on missing, unexpected or mis-shaped weights that ignoreKeys does not match (default true). */
   strict?: boolean;
   generators?: Record<string, Generator>;
 }
 
-/** Restores `state` from a checkpoint folder (validated first). Returns the manifest. */
-export function loadCheckpoint(dir: string, state: State, opts: LoadOptions = {}): CheckpointManifest {
+/** A loaded checkpoint: its manifest and what happened to each model weight. */
+export interface LoadedCheckpoint {
+  manifest: CheckpointManifest;
+  weights: WeightsReport;
+}
+
+/**
+ * Restores `state` from a checkpoint folder (validated first). Weights
+ * matched by `ignoreKeys` (`model.<name>` globs) are skipped on both sides;
+ * with `strict` (default true) any other missing, unexpected or mis-shaped
+ * weight throws before training. Returns the manifest and the weights report.
+ */
+export function loadCheckpoint(dir: string, state: State, opts: LoadOptions = {}): LoadedCheckpoint {
   const manifest = validateCheckpoint(dir);
   const ignore = (opts.ignoreKeys ?? []).map(globToRegExp);
   const ignored = (key: string) => ignore.some((r) => r.test(key));
-  // Weights.
+  const strict = opts.strict ?? true;
   const modelDir = path.join(dir, "model");
-  const weightsFile = path.join(modelDir, "model.safetensors");
+  let weights: WeightsReport | undefined;
   if (state.model.loadPretrained && fs.existsSync(path.join(modelDir, "config.json"))) {
-    state.model.loadPretrained(modelDir, {
-      strict: opts.strict ?? ignore.length === 0,
-      ignore: (k) => ignored(`model.${k}`),
-    });
-  } else {
-    const contents = readSafetensors(weightsFile);
-    const missing: string[] = [];
-    noGrad(() => {
-      for (const [name, p] of state.model.module.namedParameters()) {
-        if (ignored(`model.${name}`)) continue;
-        const e = contents.tensors.get(name);
-        if (!e) {
-          missing.push(name);
-          continue;
-        }
-        if (e.shape.join(",") !== p.shape.join(",")) {
-          throw new CheckpointError(
-            dir,
-            `model.${name} has shape [${e.shape}], the model expects [${p.shape}]`,
-          );
-        }
-        uploadInto(p as unknown as Tensor, toFloat32(e));
-      }
-    });
-    if (missing.length > 0 && (opts.strict ?? true)) {
-      throw new CheckpointError(
-        dir,
-        `model weights missing: ${missing.join(", ")} (use loadIgnoreKeys to skip them)`,
-      );
-    }
+    weights = state.model.loadPretrained(modelDir, { strict, ignore: (k) => ignored(`model.${k}`) });
   }
-  if (opts.weightsOnly) return manifest;
+  weights ??= loadRawWeights(dir, state, ignored, strict);
+  const result = { manifest, weights };
+  if (opts.weightsOnly) return result;
 
   const s = JSON.parse(fs.readFileSync(path.join(dir, "state.json"), "utf8")) as {
     timestamp: TimestampState;
@@ -392,7 +376,50 @@ export function loadCheckpoint(dir: string, state: State, opts: LoadOptions = {}
       if (saved && a.loadStateDict) a.loadStateDict(saved);
     });
   }
-  return manifest;
+  return result;
+}
+
+/** Copies `model/model.safetensors` into the module's parameters by name (models without loadPretrained). */
+function loadRawWeights(
+  dir: string,
+  state: State,
+  ignored: (key: string) => boolean,
+  strict: boolean,
+): WeightsReport {
+  const contents = readSafetensors(path.join(dir, "model", "model.safetensors"));
+  const report: WeightsReport = { loaded: [], ignored: [], missing: [], unexpected: [], mismatched: [] };
+  const own = new Map(state.model.module.namedParameters());
+  for (const name of contents.tensors.keys()) {
+    if (ignored(`model.${name}`)) report.ignored.push(name);
+    else if (!own.has(name)) report.unexpected.push(name);
+  }
+  const copies: [ParamLike, Float32Array][] = [];
+  for (const [name, p] of own) {
+    if (ignored(`model.${name}`)) {
+      if (!contents.tensors.has(name)) report.ignored.push(name);
+      continue;
+    }
+    const e = contents.tensors.get(name);
+    if (!e) report.missing.push(name);
+    else if (e.shape.join(",") !== p.shape.join(","))
+      report.mismatched.push(`${name}: checkpoint [${e.shape.join(", ")}] vs model [${p.shape.join(", ")}]`);
+    else {
+      copies.push([p, toFloat32(e)]);
+      report.loaded.push(name);
+    }
+  }
+  if (strict && (report.missing.length || report.unexpected.length || report.mismatched.length)) {
+    const parts: string[] = [];
+    if (report.missing.length) parts.push(`model weights missing: ${report.missing.join(", ")}`);
+    if (report.unexpected.length) parts.push(`unexpected weights: ${report.unexpected.join(", ")}`);
+    if (report.mismatched.length) parts.push(`mis-shaped weights: ${report.mismatched.join("; ")}`);
+    throw new CheckpointError(dir, `${parts.join("; ")} (use loadIgnoreKeys to skip them)`);
+  }
+  noGrad(() => {
+    for (const [p, data] of copies) uploadInto(p as unknown as Tensor, data);
+  });
+  report.ignored.sort();
+  return report;
 }
 
 /** Writes host values into a parameter's buffer, and into its bf16 copy when it has one. */

@@ -66,6 +66,7 @@ export type {
   ParamLike,
   Precision,
   TrainableModel,
+  WeightsReport,
 } from "./types.js";
 export { CheckpointSaver, type CheckpointSaverOptions } from "./callbacks/checkpoint-saver.js";
 export {
@@ -73,6 +74,7 @@ export {
   CHECKPOINT_VERSION,
   type CheckpointManifest,
   type LoadOptions,
+  type LoadedCheckpoint,
   type SaveOptions,
   checkpointName,
   latestCheckpoint,

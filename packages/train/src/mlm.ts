@@ -7,13 +7,14 @@
 import {
   type BertForMaskedLM,
   type ModelOutput,
+  StateDictMismatch,
   loadStateDict,
   readCheckpointWeights,
   savePretrained,
 } from "@mbert/model";
 import type { Tensor } from "@mbert/tensor";
 import { LanguageCrossEntropy, MaskedAccuracy, type Metric } from "./metrics.js";
-import type { DataLoaderLike, DataSpec, LossLike, TrainableModel } from "./types.js";
+import type { DataLoaderLike, DataSpec, LossLike, TrainableModel, WeightsReport } from "./types.js";
 
 /** An unpadded MLM batch as @mbert/data's collator emits it. */
 export interface MlmBatch {
@@ -116,9 +117,32 @@ export class MlmTask implements TrainableModel<MlmBatch, ModelOutput> {
     savePretrained(this.module, dir);
   }
 
-  loadPretrained(dir: string, opts: { strict: boolean; ignore?: (key: string) => boolean }): void {
+  loadPretrained(dir: string, opts: { strict: boolean; ignore?: (key: string) => boolean }): WeightsReport {
+    const ignore = opts.ignore ?? (() => false);
     const weights = readCheckpointWeights(dir);
-    if (opts.ignore) for (const k of [...weights.keys()]) if (opts.ignore(k)) weights.delete(k);
-    loadStateDict(this.module, weights, { strict: opts.strict, file: dir });
+    const ignored = new Set<string>();
+    for (const k of [...weights.keys()]) {
+      if (!ignore(k)) continue;
+      weights.delete(k);
+      ignored.add(k);
+    }
+    // Checked here rather than by loadStateDict, so that ignored parameters do not count as missing.
+    const r = loadStateDict(this.module, weights, { strict: false, file: dir });
+    const missing: string[] = [];
+    for (const k of r.missing) {
+      if (ignore(k)) ignored.add(k);
+      else missing.push(k);
+    }
+    if (opts.strict && (missing.length > 0 || r.unexpected.length > 0 || r.mismatched.length > 0)) {
+      throw new StateDictMismatch({ missing, unexpected: r.unexpected, mismatched: r.mismatched }, dir);
+    }
+    const notLoaded = new Set([...r.missing, ...r.mismatched.map((m) => m.slice(0, m.indexOf(":")))]);
+    return {
+      loaded: [...this.module.namedParameters()].map(([k]) => k).filter((k) => !notLoaded.has(k)),
+      ignored: [...ignored].sort(),
+      missing,
+      unexpected: r.unexpected,
+      mismatched: r.mismatched,
+    };
   }
 }

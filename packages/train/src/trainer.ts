@@ -20,7 +20,15 @@ import { clipScale } from "./optim.js";
 import { type ScheduleContext, type Scheduler, combinedFactor } from "./schedulers.js";
 import { State } from "./state.js";
 import { Time, reached, resolveTime } from "./time.js";
-import type { DataSpec, Evaluator, LossLike, Optimizer, Precision, TrainableModel } from "./types.js";
+import type {
+  DataSpec,
+  Evaluator,
+  LossLike,
+  Optimizer,
+  Precision,
+  TrainableModel,
+  WeightsReport,
+} from "./types.js";
 
 export interface TrainerOptions {
   model: TrainableModel;
@@ -51,7 +59,9 @@ export interface TrainerOptions {
   /** A checkpoint folder to start from (full state, or weights only with loadWeightsOnly). */
   loadPath?: string;
   loadWeightsOnly?: boolean;
+  /** Globs over `model.<weight>` and `state.<part>` to skip when loading (e.g. `model.cls.*`). */
   loadIgnoreKeys?: string[];
+  /** Fail on missing, unexpected or mis-shaped weights not matched by loadIgnoreKeys (default true). */
   loadStrict?: boolean;
   /** Resume from `<saveFolder>/latest` when it exists (requires saveFolder and runName). */
   autoresume?: boolean;
@@ -66,6 +76,16 @@ export interface TrainerOptions {
   worldSize?: number;
   /** Compute the model's train metrics on every microbatch (default false). */
   computeTrainingMetrics?: boolean;
+}
+
+/** `12 weights loaded; ignored (loadIgnoreKeys): cls.x, cls.y; missing: ...` */
+function describeWeights(r: WeightsReport): string {
+  const parts = [`${r.loaded.length} weights loaded`];
+  if (r.ignored.length) parts.push(`ignored (loadIgnoreKeys): ${r.ignored.join(", ")}`);
+  if (r.missing.length) parts.push(`missing (kept as initialized): ${r.missing.join(", ")}`);
+  if (r.unexpected.length) parts.push(`unexpected (not loaded): ${r.unexpected.join(", ")}`);
+  if (r.mismatched.length) parts.push(`mis-shaped (not loaded): ${r.mismatched.join("; ")}`);
+  return parts.join("; ");
 }
 
 function isOutOfMemory(e: unknown): boolean {
@@ -103,6 +123,8 @@ export class Trainer {
   private lastEvalMark = 0;
   private lastEvalBatch = -1;
   readonly checkpointSaver?: CheckpointSaver;
+  /** What loading `loadPath` (or the autoresumed checkpoint) did to each model weight. */
+  loadReport?: WeightsReport;
   private closed = false;
 
   constructor(opts: TrainerOptions) {
@@ -231,13 +253,14 @@ export class Trainer {
       }
     }
     if (loadPath) {
-      loadCheckpoint(loadPath, st, {
+      const { weights } = loadCheckpoint(loadPath, st, {
         weightsOnly,
         ignoreKeys: this.opts.loadIgnoreKeys,
         strict: this.opts.loadStrict,
       });
+      this.loadReport = weights;
       this.logger.logText(
-        `loaded ${weightsOnly ? "weights from " : ""}checkpoint ${loadPath} ${st.timestamp}`,
+        `loaded ${weightsOnly ? "weights from " : ""}checkpoint ${loadPath} ${st.timestamp}: ${describeWeights(weights)}`,
       );
     }
     this.fire(Event.AFTER_LOAD);

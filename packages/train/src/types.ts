@@ -33,8 +33,30 @@ export interface TrainableModel<B = unknown, O = unknown> {
   disposeOutputs?(outputs: O): void;
   /** Writes `config.json` + `model.safetensors` (a Hugging Face folder). */
   savePretrained?(dir: string): void;
-  /** Loads weights from a Hugging Face folder; `ignore` filters keys. */
-  loadPretrained?(dir: string, opts: { strict: boolean; ignore?: (key: string) => boolean }): void;
+  /**
+   * Loads weights from a Hugging Face folder. Keys for which `ignore` returns
+   * true are skipped on both sides (checkpoint tensors and model parameters);
+   * with `strict`, any other missing, unexpected or mis-shaped key throws.
+   * Returns what was loaded and skipped, by name.
+   */
+  loadPretrained?(
+    dir: string,
+    opts: { strict: boolean; ignore?: (key: string) => boolean },
+  ): WeightsReport | undefined;
+}
+
+/** What loading model weights did, by parameter name (Hugging Face names). */
+export interface WeightsReport {
+  /** Parameters copied from the checkpoint. */
+  loaded: string[];
+  /** Names skipped by loadIgnoreKeys: checkpoint tensors not read, parameters left as they were. */
+  ignored: string[];
+  /** Parameters the checkpoint lacks (and not ignored): they keep their current values. */
+  missing: string[];
+  /** Checkpoint tensors the model has no parameter for (not loaded). */
+  unexpected: string[];
+  /** `name: checkpoint [..] vs model [..]` (not loaded). */
+  mismatched: string[];
 }
 
 /** What the trainer needs of a module. */
