@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { type UnpaddedMlmBatch, createModel, presetConfig } from "@mbert/model";
 import { Generator, native, profileOps, tidy } from "./bench-deps.js";
+import { syntheticMlmBatch } from "./synthetic-mlm.js";
 import { DecoupledAdamW } from "@mbert/train";
 
 const PEAK = 989e12;
@@ -22,43 +23,8 @@ const B = Number(arg("batch", "256"));
 const S = Number(arg("seq", "128"));
 const steps = Number(arg("steps", "20"));
 
-function makeBatch(seed: number, V: number): UnpaddedMlmBatch {
-  let s = seed >>> 0;
-  const rnd = () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    return s / 2 ** 32;
-  };
-  const lens = Array.from({ length: B }, () => (rnd() < 0.25 ? 32 + Math.floor(rnd() * (S - 32)) : S));
-  const T = lens.reduce((a, b) => a + b, 0);
-  const inputIds = new Int32Array(T);
-  const cuSeqlens = new Int32Array(B + 1);
-  const masked: number[] = [];
-  const labels: number[] = [];
-  let t = 0;
-  lens.forEach((len, b) => {
-    cuSeqlens[b] = t;
-    for (let i = 0; i < len; i++, t++) {
-      const id = i === 0 ? 101 : i === len - 1 ? 102 : 1000 + Math.floor(rnd() * (V - 1100));
-      inputIds[t] = id;
-      if (i > 0 && i < len - 1 && rnd() < 0.3) {
-        masked.push(t);
-        labels.push(id);
-        inputIds[t] = 103;
-      }
-    }
-  });
-  cuSeqlens[B] = T;
-  return {
-    inputIds,
-    tokenTypeIds: new Int32Array(T),
-    cuSeqlens,
-    maxSeqlen: Math.max(...lens),
-    maskedPositions: Int32Array.from(masked),
-    labels: Int32Array.from(labels),
-    numSequences: B,
-    numTokens: T,
-  };
-}
+const makeBatch = (seed: number, V: number): UnpaddedMlmBatch =>
+  syntheticMlmBatch(seed, { batch: B, seq: S, vocabSize: V });
 
 function main(): void {
   const cuda = native.cuda;

@@ -6,7 +6,16 @@ import type { Algorithm, Callback } from "./callback.js";
 import type { Metric } from "./metrics.js";
 import type { Scheduler } from "./schedulers.js";
 import { type Time, Timestamp, fractionOf } from "./time.js";
-import type { DataSpec, Evaluator, Optimizer, Precision, TrainableModel } from "./types.js";
+import type { DataSpec, Evaluator, LossLike, Optimizer, Precision, TrainableModel } from "./types.js";
+
+/** A batch's mean loss, still on the device until the trainer reads it. */
+export interface PendingLoss {
+  /** The batch it belongs to (1-based, as logged). */
+  batch: number;
+  loss: LossLike;
+  /** Set once read. */
+  value?: number;
+}
 
 export class State {
   model: TrainableModel;
@@ -37,8 +46,15 @@ export class State {
   outputs: unknown = undefined;
   /** The last microbatch's loss tensor (valid until the next microbatch). */
   loss: unknown = undefined;
-  /** The mean loss of the last optimizer step (over all its microbatches). */
-  lossValue = Number.NaN;
+  /**
+   * Losses of recent batches not yet read back from the device. The trainer
+   * reads them together every `lossReadInterval` batches (one wait for the
+   * device), logs each as `loss/train/total` at its own batch, and checks them.
+   */
+  pendingLosses: PendingLoss[] = [];
+  /** Set by the trainer: reads, logs and checks `pendingLosses`. */
+  lossReader?: () => void;
+  private lastLossValue = Number.NaN;
   /** Samples and tokens in the last global batch. */
   batchSamples = 0;
   batchTokens = 0;
@@ -72,6 +88,27 @@ export class State {
     this.precision = opts.precision;
     this.rank = opts.rank ?? 0;
     this.worldSize = opts.worldSize ?? 1;
+  }
+
+  /**
+   * The mean loss of the last optimizer step (over all its microbatches).
+   * While it is still on the device, reading it waits for the device: a
+   * callback that reads it every batch makes every batch wait.
+   */
+  get lossValue(): number {
+    const last = this.pendingLosses.at(-1);
+    if (last === undefined) return this.lastLossValue;
+    last.value ??= last.loss.item();
+    return last.value;
+  }
+
+  set lossValue(v: number) {
+    this.lastLossValue = v;
+  }
+
+  /** Reads every loss still on the device now (logged, and checked for non-finite values). */
+  readLosses(): void {
+    this.lossReader?.();
   }
 
   /** Batches per epoch of the train dataloader on this rank, when known. */

@@ -72,6 +72,14 @@ export interface TrainerOptions {
   gradClipNorm?: number;
   /** 'error' (default) stops with NonFiniteLossError naming the step; 'skip' drops the update. */
   nonFiniteLoss?: "error" | "skip";
+  /**
+   * Read the train loss back from the device every this many batches: one
+   * wait for the device per read, each batch's loss still logged at its own
+   * step and checked. Default 1 on the CPU (reading costs nothing), 10 on
+   * cuda, so the host can queue work ahead. nonFiniteLoss 'skip' reads every
+   * batch (it must know before the update).
+   */
+  lossReadInterval?: number;
   rank?: number;
   worldSize?: number;
   /** Compute the model's train metrics on every microbatch (default false). */
@@ -92,6 +100,19 @@ function isOutOfMemory(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
   const code = (e as { code?: string }).code;
   return code === "OutOfMemory" || /out of memory|OutOfMemory/i.test(e.message);
+}
+
+/** A loss that supports the arithmetic needed to keep it on the device (a Tensor). */
+type DeviceScalar = LossLike & { mul(x: number): DeviceScalar; add(o: DeviceScalar): DeviceScalar };
+
+function isDeviceScalar(l: LossLike): l is DeviceScalar {
+  const t = l as Partial<DeviceScalar>;
+  return typeof t.mul === "function" && typeof t.add === "function";
+}
+
+/** A loss already on the host (for LossLike implementations without arithmetic). */
+function hostScalar(v: number): LossLike {
+  return { item: () => v, backward() {}, dispose() {} };
 }
 
 type AnyIterator<B> = Iterator<B> | AsyncIterator<B>;
@@ -119,6 +140,9 @@ export class Trainer {
   private readonly callbacks: Callback[];
   private readonly algorithms: Algorithm[];
   private readonly autoMicrobatch: boolean;
+  private readonly nonFiniteLoss: "error" | "skip";
+  /** Batches between reads of the train loss (see TrainerOptions.lossReadInterval). */
+  readonly lossReadInterval: number;
   private initialized = false;
   private lastEvalMark = 0;
   private lastEvalBatch = -1;
@@ -192,6 +216,13 @@ export class Trainer {
       st.deviceTrainMicrobatchSize = mb;
     }
     st.autoMicrobatching = this.autoMicrobatch;
+    this.nonFiniteLoss = opts.nonFiniteLoss ?? "error";
+    const every = opts.lossReadInterval ?? (device === "cuda" ? 10 : 1);
+    if (!Number.isInteger(every) || every < 1) {
+      throw new TrainerConfigError(`lossReadInterval: got ${every}; expected a whole number of batches >= 1`);
+    }
+    this.lossReadInterval = this.nonFiniteLoss === "skip" ? 1 : every;
+    st.lossReader = () => this.readLosses();
     if (opts.gradClipNorm !== undefined && !(opts.gradClipNorm > 0)) {
       throw new TrainerConfigError(`gradClipNorm: got ${opts.gradClipNorm}; expected a number > 0`);
     }
@@ -337,6 +368,7 @@ export class Trainer {
           this.fire(Event.EPOCH_CHECKPOINT);
         }
       }
+      this.readLosses(); // a stop request can end the run between reads
       this.fire(Event.FIT_END);
     } finally {
       this.close();
@@ -347,6 +379,9 @@ export class Trainer {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    // After an error: free the losses that were never read.
+    for (const p of this.state.pendingLosses) p.loss.dispose();
+    this.state.pendingLosses = [];
     for (const cb of this.callbacks) cb.close(this.state, this.logger);
   }
 
@@ -385,7 +420,7 @@ export class Trainer {
     this.fire(Event.BATCH_START);
     const t0 = performance.now();
     this.fire(Event.BEFORE_TRAIN_BATCH);
-    let loss: number;
+    let loss: LossLike;
     for (;;) {
       try {
         loss = this.runMicrobatches(spec, batch, N);
@@ -403,22 +438,20 @@ export class Trainer {
         throw e;
       }
     }
-    st.lossValue = loss;
-    this.fire(Event.AFTER_TRAIN_BATCH);
     const stepNumber = st.timestamp.batch + 1;
-    if (!Number.isFinite(loss)) {
-      if ((this.opts.nonFiniteLoss ?? "error") === "error") {
-        for (const opt of st.optimizers) opt.zeroGrad();
-        throw new NonFiniteLossError(stepNumber, loss);
-      }
-      this.logger.logText(`step ${stepNumber}: loss is ${loss}; skipping the update`);
+    st.pendingLosses.push({ batch: stepNumber, loss });
+    this.fire(Event.AFTER_TRAIN_BATCH);
+    // Reading every batch checks the loss before the update ('error' throws from readLosses).
+    if (this.lossReadInterval === 1) this.readLosses();
+    if (this.nonFiniteLoss === "skip" && !Number.isFinite(st.lossValue)) {
+      this.logger.logText(`step ${stepNumber}: loss is ${st.lossValue}; skipping the update`);
       for (const opt of st.optimizers) opt.zeroGrad();
     } else {
       this.optimizerStep();
     }
     if (this.autoMicrobatch && st.deviceTrainMicrobatchSize === undefined) st.deviceTrainMicrobatchSize = N;
     st.timestamp = st.timestamp.afterBatch(N, st.batchTokens, (performance.now() - t0) / 1000);
-    this.logger.logMetrics({ "loss/train/total": loss });
+    if (stepNumber % this.lossReadInterval === 0 || this.isDone()) this.readLosses();
     if (Object.keys(st.trainMetrics).length > 0) {
       const m: Record<string, number> = {};
       for (const [name, metric] of Object.entries(st.trainMetrics))
@@ -433,16 +466,44 @@ export class Trainer {
     this.fire(Event.BATCH_CHECKPOINT);
   }
 
-  /** Forward, loss and backward over each microbatch; returns the sample-weighted mean loss. */
-  private runMicrobatches(spec: DataSpec, batch: unknown, N: number): number {
+  /**
+   * Reads the losses still on the device (one wait), logs each at its batch,
+   * and with nonFiniteLoss 'error' stops at the first non-finite one.
+   */
+  private readLosses(): void {
+    const st = this.state;
+    const pending = st.pendingLosses;
+    if (pending.length === 0) return;
+    st.pendingLosses = [];
+    try {
+      for (const p of pending) p.value ??= p.loss.item();
+    } finally {
+      for (const p of pending) p.loss.dispose();
+    }
+    for (const p of pending) {
+      const value = p.value!;
+      st.lossValue = value;
+      this.logger.logMetrics({ "loss/train/total": value }, p.batch);
+      if (!Number.isFinite(value) && this.nonFiniteLoss === "error") {
+        for (const opt of st.optimizers) opt.zeroGrad();
+        throw new NonFiniteLossError(p.batch, value);
+      }
+    }
+  }
+
+  /**
+   * Forward, loss and backward over each microbatch. Returns the
+   * sample-weighted mean loss as a scalar left on the device (not read).
+   */
+  private runMicrobatches(spec: DataSpec, batch: unknown, N: number): LossLike {
     const st = this.state;
     const size = st.deviceTrainMicrobatchSize ?? N;
     const parts = size >= N ? [batch] : spec.splitBatch(batch, size);
-    let total = 0;
+    let total: LossLike | undefined;
     for (const part of parts) {
       const n = spec.numSamples(part);
       st.microbatch = part;
-      const value = tidy(() => {
+      const share = tidy(() => {
         this.fire(Event.BEFORE_FORWARD);
         const outputs = st.model.forward(part);
         st.outputs = outputs;
@@ -456,19 +517,34 @@ export class Trainer {
         this.fire(Event.BEFORE_BACKWARD);
         scaled.backward();
         this.fire(Event.AFTER_BACKWARD);
-        const v = loss.item();
+        // A copy that outlives the outputs, kept on the device: no wait here.
+        const kept: LossLike = isDeviceScalar(loss)
+          ? noGrad(() => loss.mul(n / N))
+          : hostScalar((loss.item() * n) / N);
         for (const metric of Object.values(st.trainMetrics))
           noGrad(() => st.model.updateMetric(part, outputs, metric));
         st.model.disposeOutputs?.(outputs);
         st.outputs = undefined;
         st.loss = undefined;
-        return v;
+        return kept;
       });
-      total += (value * n) / N;
+      const prev = total;
+      if (prev === undefined) total = share;
+      else if (isDeviceScalar(prev) && isDeviceScalar(share)) {
+        const sum = noGrad(() => prev.add(share));
+        prev.dispose();
+        share.dispose();
+        total = sum;
+      } else {
+        const sum = prev.item() + share.item();
+        prev.dispose();
+        share.dispose();
+        total = hostScalar(sum);
+      }
       if (parts.length > 1 && part !== batch) spec.disposeBatch?.(part);
     }
     st.microbatch = undefined;
-    return total;
+    return total!;
   }
 
   private optimizerStep(): void {

@@ -224,6 +224,61 @@ describe("Trainer", () => {
     expect(NonFiniteLossError).toBeDefined();
   });
 
+  it("reads the loss from the device only every lossReadInterval batches, logging each batch", async () => {
+    const run = async (every: number) => {
+      const model = new ToyModel(1);
+      const log = new InMemoryLogger();
+      const pending: number[] = [];
+      class Watch extends Callback {
+        override batchEnd(state: State): void {
+          pending.push(state.pendingLosses.length);
+        }
+      }
+      const t = new Trainer({
+        model,
+        trainDataloader: toyData(toySamples(48), 8),
+        optimizers: toyOptimizer(model),
+        maxDuration: "12ba",
+        device: "cpu",
+        lossReadInterval: every,
+        loggers: [log],
+        callbacks: [new Watch()],
+      });
+      await t.fit();
+      return { log, pending };
+    };
+    const each = await run(1);
+    const every5 = await run(5);
+    expect(each.pending).toEqual(Array(12).fill(0));
+    // Unread losses pile up between reads (batches 5 and 10) and at the end.
+    expect(every5.pending).toEqual([1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 0]);
+    expect(every5.log.history["loss/train/total"]).toEqual(each.log.history["loss/train/total"]);
+    expect(() => new Trainer({ model: new ToyModel(1), maxDuration: "1ba", lossReadInterval: 0 })).toThrow(
+      /lossReadInterval/,
+    );
+  });
+
+  it("a non-finite loss read late still names its own batch", async () => {
+    const model = new ToyModel(1);
+    const orig = model.loss.bind(model);
+    let n = 0;
+    model.loss = (out, batch) => {
+      n++;
+      const l = orig(out, batch);
+      return n === 3 ? l.mul(0).log() : l;
+    };
+    const t = new Trainer({
+      model,
+      trainDataloader: toyData(toySamples(48), 8),
+      optimizers: toyOptimizer(model),
+      maxDuration: "6ba",
+      device: "cpu",
+      lossReadInterval: 4,
+    });
+    await expect(t.fit()).rejects.toThrow(/loss is -Infinity at batch 3/);
+    expect(t.state.timestamp.batch).toBe(4);
+  });
+
   it("rejects impossible settings before training", () => {
     const model = new ToyModel(1);
     expect(() => new Trainer({ model, maxDuration: "0.5dur" })).toThrow(TrainerConfigError);

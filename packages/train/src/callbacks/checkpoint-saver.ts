@@ -55,6 +55,8 @@ export class CheckpointSaver extends Callback {
 
   private save(state: State, logger: Logger): void {
     if (state.timestamp.batch === this.lastSavedBatch) return;
+    // A non-finite loss still on the device stops the run here, before a bad checkpoint is written.
+    state.readLosses();
     const dir = saveCheckpoint(this.folder, state, {
       overwrite: this.opts.overwrite ?? true,
       ...this.opts.saveOptions,
