@@ -4,11 +4,11 @@
 
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
-import { numberFlag, parseArgs, stringFlag } from "./args.js";
+import { type ParsedArgs, numberFlag, parseArgs, stringFlag } from "./args.js";
 import { formatCorpusStats, type TextFormat } from "./corpus.js";
 import { DataError, DataUsageError } from "./errors.js";
 import { shard } from "./shard.js";
-import { TextTokenizer } from "./tokenizer.js";
+import { type EncoderChoice, TextTokenizer } from "./tokenizer.js";
 import { verifyShards } from "./verify.js";
 
 export type CommandFn = (
@@ -16,6 +16,14 @@ export type CommandFn = (
   out: NodeJS.WritableStream,
   err?: NodeJS.WritableStream,
 ) => Promise<number>;
+
+/** --encoder auto|fast|hf (default auto). */
+function encoderFlag(p: ParsedArgs): EncoderChoice {
+  const v = stringFlag(p, "encoder") ?? "auto";
+  if (v !== "auto" && v !== "fast" && v !== "hf")
+    throw new DataUsageError(`--encoder must be auto, fast or hf, got ${v}`);
+  return v;
+}
 
 function fail(err: unknown, errOut: NodeJS.WritableStream): number {
   if (err instanceof DataUsageError) {
@@ -30,7 +38,7 @@ function fail(err: unknown, errOut: NodeJS.WritableStream): number {
 }
 
 export const TOKENIZE_USAGE =
-  "usage: mbert tokenize --tokenizer <tokenizer.json> [--max-seq-len N] <text-file>";
+  "usage: mbert tokenize --tokenizer <tokenizer.json> [--max-seq-len N] [--encoder auto|fast|hf] <text-file>";
 
 /** `mbert tokenize`: one JSON array of ids per input line; a line with a tab is a pair. */
 export async function tokenizeCommand(
@@ -39,12 +47,12 @@ export async function tokenizeCommand(
   errOut: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
   try {
-    const p = parseArgs(args, [], ["tokenizer", "max-seq-len"]);
+    const p = parseArgs(args, [], ["tokenizer", "max-seq-len", "encoder"]);
     const tokPath = stringFlag(p, "tokenizer");
     if (!tokPath || p.positional.length !== 1)
       throw new DataUsageError(`--tokenizer and one text file are required\n${TOKENIZE_USAGE}`);
     const maxLength = numberFlag(p, "max-seq-len", { integer: true, min: 3 });
-    const tok = await TextTokenizer.fromFile(tokPath);
+    const tok = await TextTokenizer.fromFile(tokPath, { encoder: encoderFlag(p) });
     const file = p.positional[0]!;
     const input = createReadStream(file, { encoding: "utf8" });
     const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
@@ -70,6 +78,7 @@ export async function tokenizeCommand(
 export const SHARD_USAGE = [
   "usage: mbert shard --tokenizer T --input <paths...|brown> --out <dir> [--max-seq-len 128]",
   "         [--shard-size-bytes N] [--workers N] [--raw-text] [--pack] [--holdout-fraction f] [--format lines|paragraphs|jsonl]",
+  "         [--encoder auto|fast|hf]",
   "       mbert shard verify <dir> [--tokenizer T]",
 ].join("\n");
 
@@ -92,7 +101,16 @@ export async function shardCommand(
     const p = parseArgs(
       rest,
       ["raw-text", "pack"],
-      ["tokenizer", "out", "max-seq-len", "shard-size-bytes", "workers", "holdout-fraction", "format"],
+      [
+        "tokenizer",
+        "out",
+        "max-seq-len",
+        "shard-size-bytes",
+        "workers",
+        "holdout-fraction",
+        "format",
+        "encoder",
+      ],
     );
     const tokenizer = stringFlag(p, "tokenizer");
     const outDir = stringFlag(p, "out");
@@ -113,6 +131,7 @@ export async function shardCommand(
       ...opt(numberFlag(p, "workers", { integer: true, min: 0 }), "workers"),
       ...opt(numberFlag(p, "holdout-fraction", { min: 0, max: 0.999999 }), "holdoutFraction"),
       ...opt(format as TextFormat | undefined, "format"),
+      encoder: encoderFlag(p),
       rawText: p.flags.has("raw-text"),
       pack: p.flags.has("pack"),
       onShard: ({ split, entry }) =>

@@ -2,7 +2,16 @@
 
 export * from "./errors.js";
 export { TextTokenizer, loadTokenizer, truncatePair } from "./tokenizer.js";
-export type { EncodeOptions, Encoded, SpecialIds, TruncationStrategy } from "./tokenizer.js";
+export type {
+  EncodeOptions,
+  Encoded,
+  SpecialIds,
+  TruncationStrategy,
+  EncoderChoice,
+  TokenizerOptions,
+} from "./tokenizer.js";
+export { WordPieceEncoder, wordPieceEncoderSpec } from "./wordpiece-encoder.js";
+export type { WordPieceEncoderSpec, BertNormalizerOptions } from "./wordpiece-encoder.js";
 export {
   trainWordPiece,
   saveTokenizerJson,

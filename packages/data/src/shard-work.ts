@@ -1,13 +1,14 @@
 // Turning documents into samples: the part of sharding that runs in worker
 // threads (shard-worker.ts) or, when no worker script is available, in-thread.
 
-import { TextTokenizer } from "./tokenizer.js";
+import { type EncoderChoice, TextTokenizer } from "./tokenizer.js";
 
 export interface TokenizeJobConfig {
   tokenizerText: string;
   tokenizerSource: string;
   maxSeqLen: number;
   pack: boolean;
+  encoder?: EncoderChoice;
 }
 
 export interface ChunkDoc {
@@ -34,7 +35,9 @@ export class ChunkTokenizer {
   private readonly tok: TextTokenizer;
   private readonly budget: number;
   constructor(private readonly cfg: TokenizeJobConfig) {
-    this.tok = TextTokenizer.fromJsonText(cfg.tokenizerText, cfg.tokenizerSource);
+    this.tok = TextTokenizer.fromJsonText(cfg.tokenizerText, cfg.tokenizerSource, {
+      encoder: cfg.encoder ?? "auto",
+    });
     this.budget = cfg.maxSeqLen - this.tok.numSpecialTokens(false);
     if (this.budget < 1) throw new Error(`maxSeqLen ${cfg.maxSeqLen} leaves no room for tokens`);
   }

@@ -30,7 +30,7 @@ import {
   shardFileName,
 } from "./shard-format.js";
 import { type ChunkDoc, type ChunkResult, ChunkTokenizer, type TokenizeJobConfig } from "./shard-work.js";
-import { TextTokenizer } from "./tokenizer.js";
+import { type EncoderChoice, TextTokenizer } from "./tokenizer.js";
 
 export interface ShardOptions {
   /** Path to tokenizer.json. */
@@ -45,6 +45,8 @@ export interface ShardOptions {
   shardSizeBytes?: number;
   /** Tokenizer worker threads (default: cores - 1, at least 1). 0 tokenizes in this thread. */
   workers?: number;
+  /** Text -> ids implementation (default "auto": our BERT WordPiece encoder when it applies). Ids are the same either way. */
+  encoder?: EncoderChoice;
   /** Store the text (Utf8 column "text") instead of token ids; the reader tokenizes. */
   rawText?: boolean;
   /** Pack consecutive segments of a document into samples up to maxSeqLen (RoBERTa-style). */
@@ -79,6 +81,8 @@ export interface ShardResult {
   /** "threads" or "inline": where tokenization ran. */
   tokenizedIn: "threads" | "inline";
   workers: number;
+  /** The text -> ids implementation used: "fast" (our BERT WordPiece encoder) or "hf". */
+  encoder: "fast" | "hf";
 }
 
 const PROGRESS_FILE = ".progress.json";
@@ -384,7 +388,8 @@ export async function shard(options: ShardOptions): Promise<ShardResult> {
       options.tokenizer,
     );
   });
-  const tok = TextTokenizer.fromJsonText(tokenizerText, options.tokenizer);
+  const encoder = options.encoder ?? "auto";
+  const tok = TextTokenizer.fromJsonText(tokenizerText, options.tokenizer, { encoder });
   const fingerprint = sha256Bytes(
     JSON.stringify({
       v: SHARD_FORMAT_VERSION,
@@ -455,6 +460,7 @@ export async function shard(options: ShardOptions): Promise<ShardResult> {
       seconds: (performance.now() - t0) / 1000,
       tokenizedIn: "inline",
       workers: 0,
+      encoder: tok.encoder,
     };
   }
 
@@ -474,7 +480,13 @@ export async function shard(options: ShardOptions): Promise<ShardResult> {
 
   const nWorkers = options.workers ?? Math.max(1, cpus().length - 1);
   const script = options.workerScript === undefined ? defaultShardWorkerUrl() : options.workerScript;
-  const cfg: TokenizeJobConfig = { tokenizerText, tokenizerSource: options.tokenizer, maxSeqLen, pack };
+  const cfg: TokenizeJobConfig = {
+    tokenizerText,
+    tokenizerSource: options.tokenizer,
+    maxSeqLen,
+    pack,
+    encoder,
+  };
   const pool = rawText ? null : nWorkers > 0 && script ? threadPool(cfg, nWorkers, script) : inlinePool(cfg);
 
   const corpus = emptyCorpusStats();
@@ -555,5 +567,6 @@ export async function shard(options: ShardOptions): Promise<ShardResult> {
     seconds: (performance.now() - t0) / 1000,
     tokenizedIn: pool?.kind ?? "inline",
     workers: pool?.kind === "threads" ? nWorkers : 0,
+    encoder: tok.encoder,
   };
 }

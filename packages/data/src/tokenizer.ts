@@ -1,15 +1,31 @@
 // BERT-style tokenizers loaded from a Hugging Face tokenizer.json.
 //
-// Normalization, pre-tokenization and the WordPiece model come from
-// @huggingface/tokenizers. What that package does not do — truncation, and a
-// post-processor we can budget for — is done here: each text is encoded without
-// special tokens, truncated to fit, then assembled with the template from
-// tokenizer.json's post_processor ([CLS] A [SEP] B [SEP] for BERT).
+// Normalization, pre-tokenization and the WordPiece model come from our own
+// encoder (wordpiece-encoder.ts) when the file is BERT-style (BertNormalizer +
+// BertPreTokenizer + WordPiece, which it reproduces id for id, many times
+// faster), and from @huggingface/tokenizers otherwise. What that package does
+// not do — truncation, and a post-processor we can budget for — is done here:
+// each text is encoded without special tokens, truncated to fit, then assembled
+// with the template from tokenizer.json's post_processor ([CLS] A [SEP] B [SEP]
+// for BERT).
 
 import { readFile } from "node:fs/promises";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { TokenizerError } from "./errors.js";
 import { sha256Bytes } from "./hash.js";
+import { WordPieceEncoder, wordPieceEncoderSpec } from "./wordpiece-encoder.js";
+
+/**
+ * Which implementation turns text into ids: "fast" is our BERT WordPiece
+ * encoder, "hf" is @huggingface/tokenizers; "auto" (the default) takes "fast"
+ * when the tokenizer.json is BERT-style and "hf" otherwise.
+ */
+export type EncoderChoice = "auto" | "fast" | "hf";
+
+export interface TokenizerOptions {
+  /** Default "auto". "fast" on a tokenizer.json it cannot reproduce is a TokenizerError saying why. */
+  encoder?: EncoderChoice;
+}
 
 /** One piece of a post-processing template: a special token or one of the input sequences. */
 type TemplatePiece =
@@ -58,12 +74,16 @@ export class TextTokenizer {
   readonly vocabSize: number;
   /** Ids of all tokens marked special in added_tokens, ascending. */
   readonly specialTokenIds: Int32Array;
+  /** The implementation in use ("fast" or "hf"), and why not "fast" when it is "hf" under "auto". */
+  readonly encoder: "fast" | "hf";
+  readonly encoderNote: string;
   private readonly hf: HfTokenizer;
+  private readonly fast: WordPieceEncoder | null;
   private readonly single: TemplatePiece[];
   private readonly pair: TemplatePiece[];
   private readonly special: Partial<SpecialIds>;
 
-  private constructor(text: string, source: string) {
+  private constructor(text: string, source: string, options: TokenizerOptions) {
     this.source = source;
     this.sha256 = sha256Bytes(text);
     let json: TokenizerJson;
@@ -80,6 +100,24 @@ export class TextTokenizer {
         `@huggingface/tokenizers cannot load it (${(err as Error).message}); pass a Hugging Face tokenizer.json`,
         err,
       );
+    }
+    const choice = options.encoder ?? "auto";
+    if (choice !== "auto" && choice !== "fast" && choice !== "hf")
+      throw new TokenizerError(source, `encoder must be auto, fast or hf, got ${String(choice)}`);
+    const spec = choice === "hf" ? { unsupported: "encoder hf was asked for" } : wordPieceEncoderSpec(json);
+    if ("unsupported" in spec) {
+      if (choice === "fast")
+        throw new TokenizerError(
+          source,
+          `the fast encoder cannot reproduce it: ${spec.unsupported}; use encoder "auto" or "hf"`,
+        );
+      this.fast = null;
+      this.encoder = "hf";
+      this.encoderNote = spec.unsupported;
+    } else {
+      this.fast = new WordPieceEncoder(spec);
+      this.encoder = "fast";
+      this.encoderNote = "BERT WordPiece";
     }
     const vocab = this.hf.get_vocab(true);
     let maxId = -1;
@@ -118,19 +156,23 @@ export class TextTokenizer {
   }
 
   /** Load a tokenizer.json from disk. */
-  static async fromFile(path: string): Promise<TextTokenizer> {
+  static async fromFile(path: string, options: TokenizerOptions = {}): Promise<TextTokenizer> {
     let text: string;
     try {
       text = await readFile(path, "utf8");
     } catch (err) {
       throw new TokenizerError(path, `cannot read it (${(err as Error).message})`, err);
     }
-    return new TextTokenizer(text, path);
+    return new TextTokenizer(text, path, options);
   }
 
   /** Build from tokenizer.json text (the sha256 is of exactly this text). */
-  static fromJsonText(text: string, source = "<tokenizer.json>"): TextTokenizer {
-    return new TextTokenizer(text, source);
+  static fromJsonText(
+    text: string,
+    source = "<tokenizer.json>",
+    options: TokenizerOptions = {},
+  ): TextTokenizer {
+    return new TextTokenizer(text, source, options);
   }
 
   /** The special ids; throws a TokenizerError naming the missing one. */
@@ -145,6 +187,7 @@ export class TextTokenizer {
 
   /** Token ids of one text, no special tokens, no truncation. */
   tokenizeToIds(text: string): number[] {
+    if (this.fast) return this.fast.encode(text);
     return this.hf.encode(text, { add_special_tokens: false }).ids;
   }
 
@@ -218,6 +261,7 @@ export class TextTokenizer {
 
   /** The normalizer + pre-tokenizer of this tokenizer.json: the words WordPiece would see. */
   preTokenize(text: string): string[] {
+    if (this.fast) return this.fast.preTokenize(text);
     const normalized = this.hf.normalizer ? this.hf.normalizer(text) : text;
     return this.hf.pre_tokenizer
       ? this.hf.pre_tokenizer(normalized)
@@ -294,6 +338,6 @@ function parsePostProcessor(
 }
 
 /** Load a tokenizer.json from a path. */
-export function loadTokenizer(path: string): Promise<TextTokenizer> {
-  return TextTokenizer.fromFile(path);
+export function loadTokenizer(path: string, options: TokenizerOptions = {}): Promise<TextTokenizer> {
+  return TextTokenizer.fromFile(path, options);
 }
