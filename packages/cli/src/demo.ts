@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { holdoutSplit, readBrown, saveTokenizerJson, shard, trainWordPiece } from "@mbert/data";
 import { cudaAvailable } from "@mbert/tensor";
 import { InMemoryLogger, type MlmBatch } from "@mbert/train";
-import type { PretrainConfig } from "./config.js";
+import { type PretrainConfig, parsePretrainConfig } from "./config.js";
+import { UsageError } from "./errors.js";
 import { runPretrain } from "./pretrain.js";
 import { htmlReport, lineChart } from "./report.js";
 
@@ -76,7 +77,7 @@ function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
 }
 
-export const DEMO_USAGE = `usage: mbert demo [--run-dir DIR] [--steps N]
+export const DEMO_USAGE = `usage: mbert demo [--run-dir DIR] [--steps N] [--set key=value ...]
 
 Trains a small MosaicBERT on the Brown corpus (bundled, no download) and
 prints MLM accuracy on held-out documents next to a most-frequent-token
@@ -85,13 +86,24 @@ baseline. The last line of output is one JSON object.`;
 export async function demoCommand(args: string[], out: NodeJS.WritableStream): Promise<number> {
   let runDir = path.join("runs", `demo-${stamp()}`);
   let steps: string | undefined;
+  const sets: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--run-dir") runDir = args[++i] ?? runDir;
-    else if (args[i] === "--steps") steps = `${args[++i]}ba`;
+    const a = args[i]!;
+    if (a === "--run-dir") runDir = args[++i] ?? runDir;
+    else if (a === "--steps") steps = `${args[++i]}ba`;
+    else if (a === "--set") {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError("--set needs key=value");
+      sets.push(v);
+    } else if (a.startsWith("--set=")) sets.push(a.slice(6));
+    else throw new UsageError(`unknown option ${a}\n${DEMO_USAGE}`);
   }
   const t0 = performance.now();
   const log = (s: string) => out.write(`${s}\n`);
   const device = cudaAvailable() ? "cuda" : "cpu";
+  // Bad overrides fail before any work.
+  if (sets.length > 0)
+    parsePretrainConfig(JSON.stringify(demoRecipe(".", ".", runDir, device)), { file: "demo recipe", sets });
   fs.mkdirSync(runDir, { recursive: true });
 
   // 1. Vocabulary: WordPiece on the training documents only.
@@ -123,8 +135,10 @@ export async function demoCommand(args: string[], out: NodeJS.WritableStream): P
   log(`shards: ${dataDir} (${counts.join(", ")})`);
 
   // 3. Pretrain.
-  const recipe = demoRecipe(dataDir, tokPath, runDir, device);
+  let recipe = demoRecipe(dataDir, tokPath, runDir, device);
   if (steps) recipe.max_duration = steps;
+  // Overrides are validated like a recipe file's keys.
+  if (sets.length > 0) recipe = parsePretrainConfig(JSON.stringify(recipe), { file: "demo recipe", sets });
   log(
     `pretraining MosaicBERT (${recipe.model.model_config?.num_hidden_layers} layers, hidden ${recipe.model.model_config?.hidden_size}) on ${device}, ${recipe.max_duration}, ${recipe.precision}`,
   );

@@ -43,6 +43,12 @@ describe("mbert", () => {
       /^error: .*bad.yaml: \d+ problems\n {2}max_seq_len: got "many"; expected an integer >= 1/,
     );
     expect(err2.text).not.toMatch(/\n\s+at /); // no stack trace
+    const err4 = sink();
+    expect(await main(["demo", "--set", "optimizer.lr=fast"], sink(), err4)).toBe(2);
+    expect(err4.text).toMatch(/^error: demo recipe: 1 problem\n {2}optimizer.lr: got "fast"; expected a number > 0/);
+    const err5 = sink();
+    expect(await main(["demo", "--frobnicate"], sink(), err5)).toBe(2);
+    expect(err5.text).toMatch(/^error: unknown option --frobnicate/);
     const err3 = sink();
     expect(await main(["pretrain", path.join(dir, "missing.yaml")], sink(), err3)).toBe(2);
     expect(err3.text).toMatch(/missing.yaml: 1 problem\n {2}\(file\): no such file/);
