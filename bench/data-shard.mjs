@@ -1,12 +1,20 @@
 // Tokenizing and sharding plain text, and training a WordPiece vocabulary, on
 // the Brown corpus (~1.1M words, embedded). Prints a table and a JSON line.
+// Sharding runs with @huggingface/tokenizers ("hf") and with our fast BERT
+// WordPiece encoder ("fast", chosen by "auto"); both write the same shards.
 // Run: node bench/data-shard.mjs [--tokenizer path/to/tokenizer.json]
 // (build first: pnpm --filter @mbert/data build)
 
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readBrown, saveTokenizerJson, shard, trainWordPiece } from "../packages/data/dist/index.js";
+import {
+  TextTokenizer,
+  readBrown,
+  saveTokenizerJson,
+  shard,
+  trainWordPiece,
+} from "../packages/data/dist/index.js";
 
 const ti = process.argv.indexOf("--tokenizer");
 const tokenizer =
@@ -47,12 +55,37 @@ try {
       learned: trained.learned,
     });
   }
-  for (const [workers, label] of [
-    [0, "in-thread"],
-    [1, "1 worker"],
-    [2, "2 workers"],
+  // Encoding alone (tokenizeToIds over every line, one thread, second pass
+  // timed: the fast encoder's word cache is warm, as it is after the first MBs).
+  for (const encoder of ["hf", "fast"]) {
+    const tok = await TextTokenizer.fromFile(tokenizer, { encoder });
+    const lines = docs.flatMap((d) => d.split("\n"));
+    for (const l of lines) tok.tokenizeToIds(l);
+    const t0 = performance.now();
+    let tokens = 0;
+    for (const l of lines) tokens += tok.tokenizeToIds(l).length;
+    const wall = (performance.now() - t0) / 1000;
+    rows.push({
+      task: `encode only (in-thread, ${encoder})`,
+      encoder,
+      workers: 1,
+      mb,
+      wall_s: +wall.toFixed(2),
+      mb_per_s: +(mb / wall).toFixed(2),
+      mb_per_s_per_worker: +(mb / wall).toFixed(2),
+      samples: lines.length,
+      tokens,
+    });
+  }
+  // "hf" rows: @huggingface/tokenizers, the encoder before the fast one (same ids).
+  for (const [workers, label, encoder] of [
+    [0, "in-thread", "hf"],
+    [1, "1 worker", "hf"],
+    [0, "in-thread", "auto"],
+    [1, "1 worker", "auto"],
+    [2, "2 workers", "auto"],
   ]) {
-    const out = join(dir, `shards-${workers}`);
+    const out = join(dir, `shards-${encoder}-${workers}`);
     const c0 = process.cpuUsage();
     const r = await shard({
       tokenizer,
@@ -62,12 +95,14 @@ try {
       maxSeqLen: 128,
       pack: true,
       workers,
+      encoder,
     });
     const c = process.cpuUsage(c0);
     const cpu = (c.user + c.system) / 1e6; // all threads of this process
     const idx = r.splits[0].index;
     rows.push({
-      task: `shard --pack (${label}, ${r.tokenizedIn})`,
+      task: `shard --pack (${label}, ${r.encoder})`,
+      encoder: r.encoder,
       workers: Math.max(1, workers),
       mb: +(r.textBytes / 1e6).toFixed(2),
       wall_s: +r.seconds.toFixed(2),
