@@ -45,7 +45,9 @@ describe("mbert", () => {
     expect(err2.text).not.toMatch(/\n\s+at /); // no stack trace
     const err4 = sink();
     expect(await main(["demo", "--set", "optimizer.lr=fast"], sink(), err4)).toBe(2);
-    expect(err4.text).toMatch(/^error: demo recipe: 1 problem\n {2}optimizer.lr: got "fast"; expected a number > 0/);
+    expect(err4.text).toMatch(
+      /^error: demo recipe: 1 problem\n {2}optimizer.lr: got "fast"; expected a number > 0/,
+    );
     const err5 = sink();
     expect(await main(["demo", "--frobnicate"], sink(), err5)).toBe(2);
     expect(err5.text).toMatch(/^error: unknown option --frobnicate/);
