@@ -500,48 +500,53 @@ export class Trainer {
     const size = st.deviceTrainMicrobatchSize ?? N;
     const parts = size >= N ? [batch] : spec.splitBatch(batch, size);
     let total: LossLike | undefined;
-    for (const part of parts) {
-      const n = spec.numSamples(part);
-      st.microbatch = part;
-      const share = tidy(() => {
-        this.fire(Event.BEFORE_FORWARD);
-        const outputs = st.model.forward(part);
-        st.outputs = outputs;
-        this.fire(Event.AFTER_FORWARD);
-        this.fire(Event.BEFORE_LOSS);
-        const loss = st.model.loss(outputs, part);
-        st.loss = loss;
-        this.fire(Event.AFTER_LOSS);
-        // Each microbatch's loss counts by its share of the batch, as Composer scales it.
-        const scaled = n === N ? loss : (loss as unknown as { mul(x: number): LossLike }).mul(n / N);
-        this.fire(Event.BEFORE_BACKWARD);
-        scaled.backward();
-        this.fire(Event.AFTER_BACKWARD);
-        // A copy that outlives the outputs, kept on the device: no wait here.
-        const kept: LossLike = isDeviceScalar(loss)
-          ? noGrad(() => loss.mul(n / N))
-          : hostScalar((loss.item() * n) / N);
-        for (const metric of Object.values(st.trainMetrics))
-          noGrad(() => st.model.updateMetric(part, outputs, metric));
-        st.model.disposeOutputs?.(outputs);
-        st.outputs = undefined;
-        st.loss = undefined;
-        return kept;
-      });
-      const prev = total;
-      if (prev === undefined) total = share;
-      else if (isDeviceScalar(prev) && isDeviceScalar(share)) {
-        const sum = noGrad(() => prev.add(share));
-        prev.dispose();
-        share.dispose();
-        total = sum;
-      } else {
-        const sum = prev.item() + share.item();
-        prev.dispose();
-        share.dispose();
-        total = hostScalar(sum);
+    try {
+      for (const part of parts) {
+        const n = spec.numSamples(part);
+        st.microbatch = part;
+        const share = tidy(() => {
+          this.fire(Event.BEFORE_FORWARD);
+          const outputs = st.model.forward(part);
+          st.outputs = outputs;
+          this.fire(Event.AFTER_FORWARD);
+          this.fire(Event.BEFORE_LOSS);
+          const loss = st.model.loss(outputs, part);
+          st.loss = loss;
+          this.fire(Event.AFTER_LOSS);
+          // Each microbatch's loss counts by its share of the batch, as Composer scales it.
+          const scaled = n === N ? loss : (loss as unknown as { mul(x: number): LossLike }).mul(n / N);
+          this.fire(Event.BEFORE_BACKWARD);
+          scaled.backward();
+          this.fire(Event.AFTER_BACKWARD);
+          // A copy that outlives the outputs, kept on the device: no wait here.
+          const kept: LossLike = isDeviceScalar(loss)
+            ? noGrad(() => loss.mul(n / N))
+            : hostScalar((loss.item() * n) / N);
+          for (const metric of Object.values(st.trainMetrics))
+            noGrad(() => st.model.updateMetric(part, outputs, metric));
+          st.model.disposeOutputs?.(outputs);
+          st.outputs = undefined;
+          st.loss = undefined;
+          return kept;
+        });
+        const prev = total;
+        if (prev === undefined) total = share;
+        else if (isDeviceScalar(prev) && isDeviceScalar(share)) {
+          const sum = noGrad(() => prev.add(share));
+          prev.dispose();
+          share.dispose();
+          total = sum;
+        } else {
+          const sum = prev.item() + share.item();
+          prev.dispose();
+          share.dispose();
+          total = hostScalar(sum);
+        }
+        if (parts.length > 1 && part !== batch) spec.disposeBatch?.(part);
       }
-      if (parts.length > 1 && part !== batch) spec.disposeBatch?.(part);
+    } catch (e) {
+      total?.dispose(); // e.g. out of memory in a later microbatch: the batch is retried
+      throw e;
     }
     st.microbatch = undefined;
     return total!;
