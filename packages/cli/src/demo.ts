@@ -57,8 +57,12 @@ export function demoRecipe(
     },
     scheduler: { name: "linear_decay_with_warmup", t_warmup: "0.06dur", alpha_f: 0.02 },
     optimizer: { name: "decoupled_adamw", lr: 3.0e-3, betas: [0.9, 0.98], eps: 1.0e-6, weight_decay: 1.0e-5 },
-    max_duration: gpu ? "3000ba" : "500ba",
-    eval_interval: gpu ? "500ba" : "250ba",
+    // Measured on 2 CPU cores (accuracy is deterministic there): without clipping lr 4e-3 and
+    // 6e-3 collapse to the baseline, 2e-3 reaches 3.4x; clipping at 1.0 keeps 4e-3 learning (3.2x)
+    // and takes 3e-3 over 600 batches from 3.8x to 4.0x.
+    algorithms: { gradient_clipping: { clipping_type: "norm", clipping_threshold: 1.0 } },
+    max_duration: gpu ? "3000ba" : "600ba",
+    eval_interval: gpu ? "500ba" : "300ba",
     global_train_batch_size: 16,
     device_train_microbatch_size: 16,
     device_eval_batch_size: 64,
