@@ -12,21 +12,13 @@ import {
   readCheckpointWeights,
   savePretrained,
 } from "@mbert/model";
+import type { UnpaddedMlmBatch } from "@mbert/data";
 import type { Tensor } from "@mbert/tensor";
 import { LanguageCrossEntropy, MaskedAccuracy, type Metric } from "./metrics.js";
 import type { DataLoaderLike, DataSpec, LossLike, TrainableModel, WeightsReport } from "./types.js";
 
 /** An unpadded MLM batch as @mbert/data's collator emits it. */
-export interface MlmBatch {
-  inputIds: Int32Array;
-  tokenTypeIds: Int32Array;
-  cuSeqlens: Int32Array;
-  maxSeqlen: number;
-  maskedPositions: Int32Array;
-  labels: Int32Array;
-  numSequences: number;
-  numTokens: number;
-}
+export type MlmBatch = UnpaddedMlmBatch;
 
 /** Splits a batch into microbatches of at most `size` sequences (token ranges and masks re-based). */
 export function splitMlmBatch(b: MlmBatch, size: number): MlmBatch[] {
