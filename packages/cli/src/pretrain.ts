@@ -25,7 +25,7 @@ import {
   mlmDataSpec,
 } from "@mbert/train";
 import { type PretrainConfig, loadPretrainConfig } from "./config.js";
-import { UsageError } from "./errors.js";
+import { ConfigError, UsageError } from "./errors.js";
 
 export interface PretrainRun {
   trainer: Trainer;
@@ -128,6 +128,15 @@ export async function runPretrain(c: PretrainConfig, opts: PretrainOptions = {})
   const runName = c.run_name ?? "mbert-pretrain";
   const runDir = c.run_dir ?? path.join("runs", runName);
   fs.mkdirSync(runDir, { recursive: true });
+  if (!fs.existsSync(c.tokenizer_name)) {
+    // Recipes name hub tokenizers (bert-base-uncased); mbert never downloads one.
+    throw new ConfigError("config", [
+      {
+        key: "tokenizer_name",
+        message: `'${c.tokenizer_name}' is not a file: mbert reads tokenizers from a local tokenizer.json and downloads nothing; set tokenizer_name=/path/to/tokenizer.json (or train one: mbert demo, trainWordPiece)`,
+      },
+    ]);
+  }
   const tokenizer = await loadTokenizer(c.tokenizer_name);
   const worldSize = 1;
   const batchSize = c.global_train_batch_size / worldSize;

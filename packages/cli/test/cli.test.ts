@@ -55,4 +55,11 @@ describe("mbert", () => {
     expect(await main(["pretrain", path.join(dir, "missing.yaml")], sink(), err3)).toBe(2);
     expect(err3.text).toMatch(/missing.yaml: 1 problem\n {2}\(file\): no such file/);
   });
+
+  it("says a hub tokenizer name is not a file instead of trying to download it", async () => {
+    const err = sink();
+    const recipe = path.resolve(__dirname, "../../../examples/configs/mosaic-bert-base.yaml");
+    expect(await main(["pretrain", recipe, "--set", "data_local=/nonexistent"], sink(), err)).toBe(2);
+    expect(err.text).toMatch(/tokenizer_name: 'bert-base-uncased' is not a file/);
+  });
 });
