@@ -51,10 +51,15 @@ class ThreadPool {
   }
 
  private:
+  // Called with no parallel region running (constructor, or resize under run_mutex_).
+  // New workers start from the current generation: a worker that began at 0
+  // after a resize would take the last region as new work and decrement
+  // pending_ once too often, leaving the next run() waiting forever.
   void start(int threads) {
     threads_ = std::max(1, threads);
     stopping_ = false;
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { loop(); });
+    const uint64_t current = generation_;
+    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, current] { loop(current); });
   }
 
   void stop() {
@@ -84,8 +89,7 @@ class ThreadPool {
     t_in_pool_task = was;
   }
 
-  void loop() {
-    uint64_t seen = 0;
+  void loop(uint64_t seen) {
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
