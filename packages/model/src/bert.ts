@@ -18,37 +18,38 @@ import { explicitAttention, fusedAttentionSupported } from "./attention.js";
 import type { BertConfig } from "./config.js";
 import type { EncoderInputs } from "./inputs.js";
 
+/**
+ * word + position + token-type embeddings -> LayerNorm -> dropout. MosaicBERT
+ * has no position embeddings (ALiBi carries position): `positions: false`.
+ */
 export class BertEmbeddings extends nn.Module {
   readonly word_embeddings: nn.Embedding;
-  readonly position_embeddings: nn.Embedding;
+  readonly position_embeddings: nn.Embedding | null;
   readonly token_type_embeddings: nn.Embedding;
   readonly LayerNorm: nn.LayerNorm;
   readonly dropout: nn.Dropout;
 
-  constructor(c: BertConfig, o: nn.LayerOptions = {}) {
+  constructor(c: BertConfig, o: nn.LayerOptions = {}, opts: { positions?: boolean } = {}) {
     super();
-    this.word_embeddings = this.registerModule(
-      "word_embeddings",
-      new nn.Embedding(c.vocabSize, c.hiddenSize, o),
-    );
-    this.position_embeddings = this.registerModule(
-      "position_embeddings",
-      new nn.Embedding(c.maxPositionEmbeddings, c.hiddenSize, o),
-    );
-    this.token_type_embeddings = this.registerModule(
-      "token_type_embeddings",
-      new nn.Embedding(c.typeVocabSize, c.hiddenSize, o),
-    );
+    const embedding = (name: string, rows: number) =>
+      this.registerModule(name, new nn.Embedding(rows, c.hiddenSize, o));
+    this.word_embeddings = embedding("word_embeddings", c.vocabSize);
+    this.position_embeddings =
+      opts.positions === false ? null : embedding("position_embeddings", c.maxPositionEmbeddings);
+    this.token_type_embeddings = embedding("token_type_embeddings", c.typeVocabSize);
     this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
     this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
   }
 
   // out: (N, C)  inputIds, tokenTypeIds, positionIds: (N) int32
   forward(x: EncoderInputs): Tensor {
-    const words = F.embedding(x.inputIds, this.word_embeddings.weight, x.computeDType);
-    const positions = F.embedding(x.positionIds!, this.position_embeddings.weight, x.computeDType);
-    const types = F.embedding(x.tokenTypeIds, this.token_type_embeddings.weight, x.computeDType);
-    const sum = F.add(F.add(words, positions), types);
+    let sum = F.add(
+      F.embedding(x.inputIds, this.word_embeddings.weight, x.computeDType),
+      F.embedding(x.tokenTypeIds, this.token_type_embeddings.weight, x.computeDType),
+    );
+    if (this.position_embeddings) {
+      sum = F.add(sum, F.embedding(x.positionIds!, this.position_embeddings.weight, x.computeDType));
+    }
     return this.dropout.forward(this.LayerNorm.forward(sum));
   }
 }

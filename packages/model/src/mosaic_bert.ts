@@ -18,37 +18,16 @@
 // Shapes: T tokens, C hidden, NH heads, HS head size, I intermediate, R subset rows.
 
 import { F, type Tensor, fromArray, nn } from "@mbert/tensor";
-import { BertSelfOutput } from "./bert.js";
+import { BertEmbeddings, BertSelfOutput } from "./bert.js";
 import { alibiSlopes } from "./alibi.js";
 import { explicitAttention, fusedAttentionSupported } from "./attention.js";
 import type { BertConfig } from "./config.js";
 import type { EncoderInputs } from "./inputs.js";
 
-export class MosaicBertEmbeddings extends nn.Module {
-  readonly word_embeddings: nn.Embedding;
-  readonly token_type_embeddings: nn.Embedding;
-  readonly LayerNorm: nn.LayerNorm;
-  readonly dropout: nn.Dropout;
-
+/** Word + token-type embeddings (no position embeddings: ALiBi carries position). */
+export class MosaicBertEmbeddings extends BertEmbeddings {
   constructor(c: BertConfig, o: nn.LayerOptions = {}) {
-    super();
-    this.word_embeddings = this.registerModule(
-      "word_embeddings",
-      new nn.Embedding(c.vocabSize, c.hiddenSize, o),
-    );
-    this.token_type_embeddings = this.registerModule(
-      "token_type_embeddings",
-      new nn.Embedding(c.typeVocabSize, c.hiddenSize, o),
-    );
-    this.LayerNorm = this.registerModule("LayerNorm", new nn.LayerNorm(c.hiddenSize, c.layerNormEps, o));
-    this.dropout = this.registerModule("dropout", new nn.Dropout(c.hiddenDropoutProb));
-  }
-
-  // out: (T, C)  inputIds, tokenTypeIds: (T) int32
-  forward(x: EncoderInputs): Tensor {
-    const words = F.embedding(x.inputIds, this.word_embeddings.weight, x.computeDType);
-    const types = F.embedding(x.tokenTypeIds, this.token_type_embeddings.weight, x.computeDType);
-    return this.dropout.forward(this.LayerNorm.forward(F.add(words, types)));
+    super(c, o, { positions: false });
   }
 }
 
