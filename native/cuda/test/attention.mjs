@@ -6,39 +6,12 @@
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { bf16Bits as fromBf16, rand, randn, seed0, toBf16Bits as toBf16 } from "./common.mjs";
 
 const addon = createRequire(import.meta.url)("../../../packages/kernels/build/mbert.node");
 const cu = addon.cuda;
 const BF16 = 2;
 const TOL = 1e-2;
-
-let seed = (Date.now() ^ (process.pid << 16)) >>> 0;
-const seed0 = seed;
-function rand() {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed / 4294967296;
-}
-function randn() {
-  const u = Math.max(rand(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function toBf16(x) {
-  f32[0] = x;
-  const u = u32[0];
-  if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
-function fromBf16(h) {
-  u32[0] = h << 16;
-  return f32[0];
-}
 
 // Device helpers.
 function upload(arr) {

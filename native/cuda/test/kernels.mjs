@@ -12,6 +12,7 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { bf16Bits, rand, randn, seed0, toBf16Bits } from "./common.mjs";
 
 const addon = createRequire(import.meta.url)("../../../packages/kernels/build/mbert.node");
 const cpu = addon.cpu;
@@ -33,32 +34,6 @@ if (cpu.setNumThreads) cpu.setNumThreads(Math.max(1, os.cpus().length));
 
 // ---- random numbers and bf16 ----------------------------------------------------
 
-let seed = (Date.now() ^ (process.pid << 16)) >>> 0;
-const seed0 = seed;
-function rand() {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed / 4294967296;
-}
-function randn() {
-  const u = Math.max(rand(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-}
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function toBf16Bits(x) {
-  f32[0] = x;
-  const u = u32[0];
-  if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
-function bf16Bits(h) {
-  u32[0] = h << 16;
-  return f32[0];
-}
 const roundBf16 = (x) => bf16Bits(toBf16Bits(x));
 function randnArr(n, scale = 1, shift = 0) {
   const a = new Float64Array(n);
