@@ -19,6 +19,7 @@ export default defineConfig({
   },
   test: {
     include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts"],
+    setupFiles: ["./vitest.setup.ts"],
     pool: "forks",
     testTimeout: 60_000,
     hookTimeout: 60_000,
