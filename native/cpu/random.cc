@@ -81,30 +81,25 @@ void dropout(T* out, const T* x, int64_t n, double p, uint64_t seed, uint64_t of
   });
 }
 
-// dropoutForward(dtype, out, x, n, p, seed, offset)
-Napi::Value dropout_forward_js(const Napi::CallbackInfo& info) {
-  Args a(info, "dropoutForward", 7);
+// dropoutForward(dtype, out, x, n, p, seed, offset) and
+// dropoutBackward(dtype, dx, dy, n, p, seed, offset): the same mask applied
+// to the input or to the incoming gradient.
+Napi::Value dropout_js(const Napi::CallbackInfo& info, const char* fn, const char* out, const char* in) {
+  Args a(info, fn, 7);
   DType dt = a.dtype(0);
   int64_t n = a.size(3, "n");
   double p = prob_arg(a, 4);
   uint64_t seed = u64_arg(a, 5, "seed"), offset = u64_arg(a, 6, "offset");
-  MBERT_CPU_DISPATCH_FLOAT("dropoutForward", dt, {
-    dropout<T>(buf<T>(a, 1, dt, n, "out"), buf<T>(a, 2, dt, n, "x"), n, p, seed, offset);
-  });
+  MBERT_CPU_DISPATCH_FLOAT(fn, dt, { dropout<T>(buf<T>(a, 1, dt, n, out), buf<T>(a, 2, dt, n, in), n, p, seed, offset); });
   return info.Env().Undefined();
 }
 
-// dropoutBackward(dtype, dx, dy, n, p, seed, offset)
+Napi::Value dropout_forward_js(const Napi::CallbackInfo& info) {
+  return dropout_js(info, "dropoutForward", "out", "x");
+}
+
 Napi::Value dropout_backward_js(const Napi::CallbackInfo& info) {
-  Args a(info, "dropoutBackward", 7);
-  DType dt = a.dtype(0);
-  int64_t n = a.size(3, "n");
-  double p = prob_arg(a, 4);
-  uint64_t seed = u64_arg(a, 5, "seed"), offset = u64_arg(a, 6, "offset");
-  MBERT_CPU_DISPATCH_FLOAT("dropoutBackward", dt, {
-    dropout<T>(buf<T>(a, 1, dt, n, "dx"), buf<T>(a, 2, dt, n, "dy"), n, p, seed, offset);
-  });
-  return info.Env().Undefined();
+  return dropout_js(info, "dropoutBackward", "dx", "dy");
 }
 
 }  // namespace
