@@ -1,6 +1,6 @@
 // @mbert/tensor: tensors with reverse-mode autograd on the cpu and cuda backends.
 import "./methods.js";
-import { type MemoryReport, Tensor, liveTensorCount } from "./tensor.js";
+import { type MemoryReport, liveTensorCount } from "./tensor.js";
 import { storageStats } from "./backend.js";
 
 export {
@@ -56,6 +56,3 @@ export function memory(): MemoryReport {
   const s = storageStats();
   return { tensors: liveTensorCount(), storages: s.storages, bytes: s.bytes };
 }
-
-export type { Tensor as TensorType };
-void Tensor;

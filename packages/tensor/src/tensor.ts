@@ -555,8 +555,6 @@ export interface MemoryReport {
   bytes: Record<Device, number>;
 }
 
-export { liveTensors as _liveTensorsInternal };
-
 export function liveTensorCount(): number {
   return liveTensors;
 }

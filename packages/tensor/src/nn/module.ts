@@ -1,6 +1,6 @@
 // Module: named parameters, buffers and submodules; dotted state dicts.
 import { backend } from "../backend.js";
-import { type DType, type Device, dtypeBytes, dtypeCode } from "../dtype.js";
+import { type DType, type Device, dtypeBytes } from "../dtype.js";
 import { TensorError, wrapNative } from "../errors.js";
 import type { Generator as RandomGenerator } from "../random.js";
 import { fmt, sameShape } from "../shape.js";
@@ -241,10 +241,6 @@ function toParameter(t: Tensor): Parameter {
 export function assignInPlace(p: Tensor, value: Tensor): void {
   copyInto(p, value);
   value.dispose();
-}
-
-export function dtypeCodeOf(t: Tensor): number {
-  return dtypeCode(t.dtype);
 }
 
 /** An indexed list of submodules, registered as "0", "1", ... (HF `encoder.layer.0`). */

@@ -1,5 +1,4 @@
 // Layout ops: reshape shares storage; every other op copies through stridedCopy.
-import { dtypeBytes } from "../dtype.js";
 import { ShapeError } from "../errors.js";
 import {
   broadcastShapes,
@@ -198,8 +197,4 @@ export function expand(x: Tensor, shape: Shape): Tensor {
 /** A copy (every tensor is contiguous already; kept for API familiarity). */
 export function contiguous(x: Tensor): Tensor {
   return x.clone();
-}
-
-export function bytesOf(x: Tensor): number {
-  return x.size * dtypeBytes(x.dtype);
 }
