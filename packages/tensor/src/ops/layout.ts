@@ -1,5 +1,6 @@
 // Layout ops: reshape shares storage; every other op copies through stridedCopy.
 import { ShapeError } from "../errors.js";
+import { sumTo } from "./elementwise.js";
 import {
   broadcastShapes,
   broadcastStrides,
@@ -179,18 +180,8 @@ export function expand(x: Tensor, shape: Shape): Tensor {
     throw new ShapeError(`expand: cannot expand ${fmt(x.shape)} to ${fmt(shape)}`);
   const out = emptyOn(shape, x.dtype, x);
   copyStrided("expand", out, 0, contiguousStrides(shape), x, 0, broadcastStrides(x.shape, shape), shape);
-  record("expand", out, [x], [], (g) => {
-    // Lazy import cycle-free: sum via reduce on the axes that were broadcast.
-    const lead = shape.length - x.rank;
-    const axes: number[] = [];
-    for (let i = 0; i < shape.length; i++)
-      if (i < lead || (x.shape[i - lead] === 1 && shape[i] !== 1)) axes.push(i);
-    if (axes.length === 0) return [g.alias(x.shape)];
-    const s = g.sum(axes, true);
-    const r = s.alias(x.shape);
-    s.dispose();
-    return [r];
-  });
+  // The gradient sums back over the broadcast axes.
+  record("expand", out, [x], [], (g) => [sumTo(g, x.shape)]);
   return out;
 }
 
