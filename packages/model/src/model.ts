@@ -130,20 +130,6 @@ abstract class BertPreTrainedModel extends nn.Module {
     return w.device === "cuda" ? "bfloat16" : w.dtype;
   }
 
-  /**
-   * Not supported: the layers hold their parameters in fields, which a move
-   * that swaps Parameter objects would leave pointing at freed tensors.
-   * Build the model where it will run instead.
-   */
-  override to(device: Device, dtype?: DType): this {
-    const w = this.bert.wordEmbeddings;
-    if (device === w.device && (dtype === undefined || dtype === w.dtype)) return this;
-    throw new ModelError(
-      "MODEL_MOVE_UNSUPPORTED",
-      `model.to("${device}"${dtype ? `, "${dtype}"` : ""}): build the model on its device instead: createModel(config, head, { device, dtype }) or loadPretrained(dir, { device, dtype }), then loadStateDict to copy weights across devices`,
-    );
-  }
-
   /** The device the parameters live on. */
   get device(): Device {
     return this.bert.wordEmbeddings.device;
