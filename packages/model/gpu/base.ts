@@ -6,6 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { type UnpaddedMlmBatch, createModel, presetConfig } from "@mbert/model";
 import { native } from "@mbert/kernels";
+import { syntheticMlmBatch } from "../../../bench/synthetic-mlm.js";
 import { Generator, type Tensor, tidy } from "@mbert/tensor";
 
 function relErr(a: Float32Array, b: Float32Array): number {
@@ -20,43 +21,6 @@ function relErr(a: Float32Array, b: Float32Array): number {
 
 function f32(t: Tensor): Float32Array {
   return t.cast("float32").to("cpu").data() as Float32Array;
-}
-
-function batch(B: number, S: number, V: number, seed: number): UnpaddedMlmBatch {
-  let s = seed;
-  const rnd = () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    return s / 2 ** 32;
-  };
-  const lens = Array.from({ length: B }, () => (rnd() < 0.25 ? 32 + Math.floor(rnd() * (S - 32)) : S));
-  const T = lens.reduce((a, b) => a + b, 0);
-  const ids = new Int32Array(T);
-  const cu = new Int32Array(B + 1);
-  const pos: number[] = [];
-  const labels: number[] = [];
-  let t = 0;
-  lens.forEach((len, b) => {
-    cu[b] = t;
-    for (let i = 0; i < len; i++, t++) {
-      ids[t] = 1000 + Math.floor(rnd() * (V - 1100));
-      if (rnd() < 0.3) {
-        pos.push(t);
-        labels.push(ids[t]!);
-        ids[t] = 103;
-      }
-    }
-  });
-  cu[B] = T;
-  return {
-    inputIds: ids,
-    tokenTypeIds: new Int32Array(T),
-    cuSeqlens: cu,
-    maxSeqlen: Math.max(...lens),
-    maskedPositions: Int32Array.from(pos),
-    labels: Int32Array.from(labels),
-    numSequences: B,
-    numTokens: T,
-  };
 }
 
 /** The first `n` sequences of a batch. */
@@ -88,7 +52,7 @@ function baseCompare(): Record<string, number | boolean> {
   cpu.loadStateDict(gpu.stateDict() as never);
   gpu.train();
   cpu.train();
-  const full = batch(256, 128, config.vocabSize, 7);
+  const full: UnpaddedMlmBatch = syntheticMlmBatch(7, { batch: 256, seq: 128, vocabSize: config.vocabSize });
   const few = head(full, 4);
   const t0 = performance.now();
   const r = tidy(() => {
