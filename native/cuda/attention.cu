@@ -20,6 +20,10 @@
 // lengths from 1 up (tested to 2048; no upper limit in the tiling); B <= 65535.
 // A query row whose keys are all masked by -inf in keyBias gets out = 0, lse = +inf.
 //
+// On sm_90a the backward for HS = 64 runs the wgmma kernels of attention_sm90.cu
+// instead (same contract; see there); the forward and every other head size use the
+// kernels here, which also make the compute_80 PTX fallback.
+//
 // Determinism: sequences of up to 128 tokens (one key tile) are computed without
 // atomics and are bitwise reproducible; longer sequences add the dq partial sums
 // of their key tiles with fp32 atomics, so dq may differ in the last bits between
@@ -34,6 +38,7 @@
 #include <algorithm>
 
 #include "cuda/attention.cuh"
+#include "cuda/attention_sm90.h"
 #include "cuda/kernel_util.cuh"
 
 namespace mbert {
@@ -598,15 +603,12 @@ void forward_launch(bf16* out, float* lse, const bf16* q, const bf16* k, const b
   MBERT_CUDA_CHECK(cudaGetLastError());
 }
 
+// The mma.sync main backward kernel (every head size; the compute_80 fallback).
 template <int HS, int MINB>
-void backward_launch(bf16* dq, bf16* dk, bf16* dv, float* D, float* dqacc, const bf16* dout, const bf16* out,
-                     const float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnShape& s,
-                     const int* cuSeqlens, const float* slopes, const float* keyBias, float scale,
-                     cudaStream_t stream) {
-  const int rowBlocks = std::max(1, (s.maxSeqlen + kRowsPerBlock - 1) / kRowsPerBlock);
-  attention_prep_kernel<HS><<<dim3(rowBlocks, s.B), 256, 0, stream>>>(D, dqacc, dout, out, cuSeqlens, s.T, s.NH);
-  MBERT_CUDA_CHECK(cudaGetLastError());
-
+void backward_main_launch(bf16* dq, bf16* dk, bf16* dv, const float* D, float* dqacc, const bf16* dout,
+                          const float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnShape& s,
+                          const int* cuSeqlens, const float* slopes, const float* keyBias, float scale,
+                          cudaStream_t stream) {
   constexpr int BR = kBwdBR;
   constexpr int LD = HS + 8;
   const size_t smem = (static_cast<size_t>(2 * kBwdBC + 4 * BR) * LD + static_cast<size_t>(kBwdBC) * (BR + 8)) *
@@ -622,7 +624,29 @@ void backward_launch(bf16* dq, bf16* dk, bf16* dv, float* D, float* dqacc, const
   kernel<<<dim3(tiles, s.NH, s.B), kBwdWarps * 32, smem, stream>>>(dq, dk, dv, dqacc, dout, lse, D, q, k, v, s.stride,
                                                                     cuSeqlens, s.T, s.NH, slopes, keyBias, scale);
   MBERT_CUDA_CHECK(cudaGetLastError());
+}
 
+template <int HS, int MINB>
+void backward_launch(bf16* dq, bf16* dk, bf16* dv, float* D, float* dqacc, const bf16* dout, const bf16* out,
+                     const float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnShape& s,
+                     const int* cuSeqlens, const float* slopes, const float* keyBias, float scale,
+                     cudaStream_t stream) {
+  if (HS == 64 && s.maxSeqlen <= kBwdBC && attention_sm90_enabled()) {
+    attention_backward_short_sm90(dq, dk, dv, dout, out, lse, q, k, v, s.stride, cuSeqlens, s.B, s.T, s.NH, slopes,
+                                  keyBias, scale, stream);
+    return;
+  }
+  const int rowBlocks = std::max(1, (s.maxSeqlen + kRowsPerBlock - 1) / kRowsPerBlock);
+  attention_prep_kernel<HS><<<dim3(rowBlocks, s.B), 256, 0, stream>>>(D, dqacc, dout, out, cuSeqlens, s.T, s.NH);
+  MBERT_CUDA_CHECK(cudaGetLastError());
+
+  if (HS == 64 && attention_sm90_enabled()) {
+    attention_backward_sm90(dq, dk, dv, dqacc, dout, lse, D, q, k, v, s.stride, cuSeqlens, s.B, s.T, s.NH,
+                            s.maxSeqlen, slopes, keyBias, scale, stream);
+  } else {
+    backward_main_launch<HS, MINB>(dq, dk, dv, D, dqacc, dout, lse, q, k, v, s, cuSeqlens, slopes, keyBias, scale,
+                                   stream);
+  }
   if (dqacc != nullptr) {
     attention_dq_convert_kernel<HS><<<dim3(rowBlocks, s.B), 256, 0, stream>>>(dq, dqacc, s.stride, cuSeqlens, s.NH);
     MBERT_CUDA_CHECK(cudaGetLastError());

@@ -328,6 +328,16 @@ const cases = small
         useKeyBias: true,
       },
       {
+        // maxSeqlen <= 128: the one-pass backward for short sequences
+        name: "small-short",
+        lens: [1, 63, 64, 65, 100, 128],
+        NH: 3,
+        HS: 64,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: true,
+      },
+      {
         name: "small-hs32",
         lens: [5, 140],
         NH: 2,

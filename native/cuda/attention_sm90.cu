@@ -1,0 +1,541 @@
+// attention_sm90.cu — fused varlen ALiBi attention backward for head size 64 on Hopper warpgroup
+// MMA (wgmma.mma_async, bf16 operands from 128-byte-swizzled shared memory or registers,
+// fp32 accumulation). Same math, inputs and outputs as the mma.sync backward in
+// attention.cu (see the comment there); the scores and probabilities never leave the
+// registers of the warpgroup that computes them.
+//
+//   backward, any length   two warpgroups per CTA, 128 keys (64 each) x 64-query tiles
+//             (Q, dO and the row statistics double-buffered): S^T = K Q^T and
+//             dP^T = V dO^T from shared memory; dV += P^T dO and dK += dS^T Q with P^T,
+//             dS^T as register operands; dQ = dS K from a transposed dS^T tile in shared
+//             memory. Each warpgroup's dQ covers its own 64 keys; for a sequence of at
+//             most 128 keys the two halves are added through shared memory and stored as
+//             bf16 (deterministic), longer sequences add them to the fp32 scratch with
+//             atomics.
+//   backward, maxSeqlen <= 128   one warpgroup per (sequence, head), everything resident
+//             in shared memory (see attention_backward_short_sm90_kernel).
+// The forward stays on the mma.sync kernel of attention.cu: a wgmma forward of the same
+// structure (one warpgroup, 64 x 64 or 64 x 128 tiles, no overlap of softmax and MMA)
+// measured 10-40% slower than it, as it needs twice the registers (two CTAs per SM
+// instead of four).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+
+#include <algorithm>
+
+#include "cuda/attention.cuh"
+#include "cuda/attention_sm90.h"
+#include "cuda/kernel_util.cuh"
+#include "cuda/wgmma.cuh"
+
+namespace mbert {
+namespace {
+
+using bf16 = __nv_bfloat16;
+using attn::cp_async16;
+using attn::cp_async_commit;
+using attn::cp_async_wait;
+using attn::pack_bf16;
+using attn::smem_addr;
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr int kHS = 64;
+constexpr int kTile = kHS * 2 * 64;  // bytes of a 64-row swizzled tile (8 KiB)
+
+// Rows [row0, row0 + ROWS) of one head (64 bf16 each, `stride` elements apart) into a
+// 128-byte-swizzled tile; rows at or past `nvalid` become zeros.
+template <int ROWS, int NT>
+__device__ __forceinline__ void load_sw(unsigned char* s, const bf16* g, int64_t stride, int row0, int nvalid,
+                                        int tid) {
+#pragma unroll
+  for (int c = tid; c < ROWS * 8; c += NT) {
+    const int r = c / 8, ch = c % 8;
+    const bool ok = r < nvalid;
+    cp_async16(s + wg::sw128(r, ch), g + static_cast<int64_t>(ok ? row0 + r : 0) * stride + ch * 8, ok);
+  }
+}
+
+// Byte offset of element (row, col) in a swizzled tile (col even: a bf16 pair).
+__device__ __forceinline__ uint32_t sw_elem(int row, int col) {
+  return wg::sw128(row, col >> 3) + ((col & 7) << 1);
+}
+
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ unsigned char* align1024(unsigned char* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<unsigned char*>((a + 1023) & ~static_cast<uintptr_t>(1023));
+}
+
+__global__ void sm90_probe_kernel(int* flag) { *flag = MBERT_WGMMA; }
+
+// ---- backward ---------------------------------------------------------------------
+constexpr int kBwdBC = 128, kBwdBR = 64, kBwdThreads = 256;
+// K, V (128 rows each), 2 x Q, 2 x dO (64 rows), dS^T (128 rows), dQ partials (fp32
+// 64 x 64), statistics 2 x (lse, D) x 64.
+constexpr size_t kBwdSmem = 1024 + 2 * 2 * kTile + 4 * kTile + 2 * kTile + 64 * 64 * sizeof(float) +
+                            2 * 2 * kBwdBR * sizeof(float);
+
+// One 64-key x 64-query step of the backward for the calling warpgroup: S^T, P^T,
+// dV += P^T dO, dP^T, dS^T (into registers and the warpgroup's rows of the dS^T tile
+// at sdS), dK += dS^T Q, and this step's dQ part = dS K over the warpgroup's keys
+// (dqp, unscaled). aK/aV: the warpgroup's 64 key rows; aQt/adOt: the query tile;
+// stat: lse*log2e (64) then D (64) of the query tile; kr: the thread's first key row
+// within the warpgroup; kw0: global index of the warpgroup's first key.
+__device__ __forceinline__ void bwd_step(uint32_t aK, uint32_t aV, uint32_t aQt, uint32_t adOt, unsigned char* sdS,
+                                         const float* stat, int kr, int kw0, int q0, const float (&kbias)[2],
+                                         float slope2, float scale2, float (&dkacc)[32], float (&dvacc)[32],
+                                         float (&dqp)[32], int barrier) {
+  const int lane = threadIdx.x % 32;
+  const uint32_t adS = smem_addr(sdS);
+  // S^T = K Q^T (this warpgroup's 64 keys x 64 queries).
+  float st[32];
+  wg::fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    wg::mma_ss_n64<0, 0>(st, wg::desc(aK + kk * 32, 16, 1024), wg::desc(aQt + kk * 32, 16, 1024), kk > 0);
+  }
+  wg::commit();
+  wg::wait<0>();
+  wg::fence_regs(st);
+  // P^T; queries past the end have lse = +inf, so P = 0.
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int half = e >> 1;
+      const int c = j * 8 + (lane % 4) * 2 + (e & 1);
+      const int kj = kw0 + kr + half * 8;
+      const float x =
+          st[4 * j + e] * scale2 + kbias[half] - slope2 * fabsf(static_cast<float>(q0 + c - kj));
+      st[4 * j + e] = exp2f(x - stat[c]);
+    }
+  }
+  uint32_t pa[4][4];
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    pa[kk][0] = pack_bf16(st[8 * kk + 0], st[8 * kk + 1]);
+    pa[kk][1] = pack_bf16(st[8 * kk + 2], st[8 * kk + 3]);
+    pa[kk][2] = pack_bf16(st[8 * kk + 4], st[8 * kk + 5]);
+    pa[kk][3] = pack_bf16(st[8 * kk + 6], st[8 * kk + 7]);
+  }
+
+  // dV += P^T dO (dO read transposed), dP^T = V dO^T.
+  float dp[32];
+  wg::fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    wg::mma_rs_n64<1>(dvacc, pa[kk], wg::desc(adOt + kk * 2048, 16, 1024), 1);
+  }
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    wg::mma_ss_n64<0, 0>(dp, wg::desc(aV + kk * 32, 16, 1024), wg::desc(adOt + kk * 32, 16, 1024), kk > 0);
+  }
+  wg::commit();
+  wg::wait<0>();
+  wg::fence_regs(dp);
+  wg::fence_regs(dvacc);
+
+  // dS^T = P^T * (dP^T - D) (the factor `scale` is applied at the stores), as bf16
+  // register fragments and into this warpgroup's rows of the dS^T tile.
+  uint32_t da[4][4];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; e += 2) {
+      const uint32_t w = pa[j / 2][(j & 1) * 2 + (e >> 1)];
+      const float p0 = __uint_as_float(w << 16), p1 = __uint_as_float(w & 0xffff0000u);
+      const int c = j * 8 + (lane % 4) * 2;
+      const uint32_t packed = pack_bf16(p0 * (dp[4 * j + e] - stat[kBwdBR + c]),
+                                        p1 * (dp[4 * j + e + 1] - stat[kBwdBR + c + 1]));
+      da[j / 2][(j & 1) * 2 + (e >> 1)] = packed;
+      *reinterpret_cast<uint32_t*>(sdS + sw_elem(kr + (e >> 1) * 8, c)) = packed;
+    }
+  }
+  wg::fence_proxy_async();
+  named_barrier(barrier, 128);  // this warpgroup's dS^T rows are complete
+
+  // dK += dS^T Q (Q read transposed); dQ_part = dS K over this warpgroup's keys
+  // (dS^T and K both read transposed).
+  wg::fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    wg::mma_rs_n64<1>(dkacc, da[kk], wg::desc(aQt + kk * 2048, 16, 1024), 1);
+  }
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    wg::mma_ss_n64<1, 1>(dqp, wg::desc(adS + kk * 2048, 16, 1024), wg::desc(aK + kk * 2048, 16, 1024), kk > 0);
+  }
+  wg::commit();
+  wg::wait<0>();
+  wg::fence_regs(dqp);
+  wg::fence_regs(dkacc);
+}
+
+__global__ void __launch_bounds__(kBwdThreads, 1)
+    attention_backward_sm90_kernel(bf16* __restrict__ dq, bf16* __restrict__ dk, bf16* __restrict__ dv,
+                                   float* __restrict__ dqacc, const bf16* __restrict__ dout,
+                                   const float* __restrict__ lse, const float* __restrict__ D,
+                                   const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                   const bf16* __restrict__ v, int64_t stride, const int* __restrict__ cuSeqlens,
+                                   int T, int NH, const float* __restrict__ slopes,
+                                   const float* __restrict__ keyBias, float scale) {
+#if MBERT_WGMMA
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* sK = align1024(smem_raw);
+  unsigned char* sV = sK + 2 * kTile;
+  unsigned char* sQbuf = sV + 2 * kTile;    // 2 x 64 rows
+  unsigned char* sdObuf = sQbuf + 2 * kTile;  // 2 x 64 rows
+  unsigned char* sdS = sdObuf + 2 * kTile;    // 128 key rows x 64 queries
+  float* sRed = reinterpret_cast<float*>(sdS + 2 * kTile);  // 32 x 128
+  float* sStat = sRed + 64 * 64;                            // 2 x (lse*log2e, D) x 64
+
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int start = cuSeqlens[b];
+  const int len = cuSeqlens[b + 1] - start;
+  if (len <= 0) return;
+  const int tid = threadIdx.x, wgi = tid / 128, wt = tid % 128, warp = wt / 32, lane = tid % 32;
+  const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;
+  const float scale2 = scale * kLog2e;
+  const int nQT = (len + kBwdBR - 1) / kBwdBR, nKT = (len + kBwdBC - 1) / kBwdBC;
+  const int64_t headOff = static_cast<int64_t>(h) * kHS;
+  const int64_t rowLen = static_cast<int64_t>(NH) * kHS;
+  const bf16* qb = q + static_cast<int64_t>(start) * stride + headOff;
+  const bf16* kb = k + static_cast<int64_t>(start) * stride + headOff;
+  const bf16* vb = v + static_cast<int64_t>(start) * stride + headOff;
+  const bf16* dob = dout + static_cast<int64_t>(start) * rowLen + headOff;
+  const float* lseb = lse + static_cast<int64_t>(h) * T + start;
+  const float* Db = D + static_cast<int64_t>(h) * T + start;
+  const uint32_t aK = smem_addr(sK) + wgi * kTile, aV = smem_addr(sV) + wgi * kTile;  // this warpgroup's 64 keys
+  const uint32_t aQ = smem_addr(sQbuf), adO = smem_addr(sdObuf);
+
+  auto fetch_query_tile = [&](int qt, int buf) {
+    const int q1 = qt * kBwdBR;
+    load_sw<kBwdBR, kBwdThreads>(sQbuf + buf * kTile, qb, stride, q1, len - q1, tid);
+    load_sw<kBwdBR, kBwdThreads>(sdObuf + buf * kTile, dob, rowLen, q1, len - q1, tid);
+    for (int i = tid; i < 2 * kBwdBR; i += kBwdThreads) {
+      const int c = q1 + (i % kBwdBR);
+      float x;
+      if (i < kBwdBR) {
+        x = c < len ? lseb[c] * kLog2e : INFINITY;
+      } else {
+        x = c < len ? Db[c] : 0.f;
+      }
+      sStat[buf * 2 * kBwdBR + i] = x;
+    }
+  };
+
+  for (int kt = blockIdx.x; kt < nKT; kt += gridDim.x) {
+    const int k0 = kt * kBwdBC;
+    load_sw<kBwdBC, kBwdThreads>(sK, kb, stride, k0, len - k0, tid);
+    load_sw<kBwdBC, kBwdThreads>(sV, vb, stride, k0, len - k0, tid);
+    fetch_query_tile(0, 0);
+    cp_async_commit();
+
+    // This thread's key rows (tile-local) kr0, kr0 + 8 and their bias (log2 domain).
+    const int kr0 = wgi * 64 + warp * 16 + lane / 4;
+    float kbias[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int kj = k0 + kr0 + half * 8;
+      kbias[half] = kj < len ? (keyBias ? keyBias[start + kj] * kLog2e : 0.f) : -INFINITY;
+    }
+
+    float dkacc[32], dvacc[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) dkacc[i] = dvacc[i] = 0.f;
+
+    for (int qt = 0; qt < nQT; ++qt) {
+      const int q0 = qt * kBwdBR;
+      const int buf = qt & 1;
+      cp_async_wait<0>();
+      wg::fence_proxy_async();
+      __syncthreads();
+      if (qt + 1 < nQT) {
+        fetch_query_tile(qt + 1, buf ^ 1);  // buffer buf^1 was last read in tile qt-1
+        cp_async_commit();
+      }
+      const float* stat = sStat + buf * 2 * kBwdBR;
+      const uint32_t aQt = aQ + buf * kTile, adOt = adO + buf * kTile;
+
+      float dqp[32];
+      bwd_step(aK, aV, aQt, adOt, sdS + wgi * kTile, stat, warp * 16 + lane / 4, k0 + wgi * 64, q0, kbias, slope2,
+               scale2, dkacc, dvacc, dqp, 1 + wgi);
+
+      // dQ: element (j, e) is query q0 + 16*warp + lane/4 + 8*(e>>1), dim 8j + 2*(lane%4) + (e&1).
+      if (nKT == 1) {
+        if (wgi == 1) {
+#pragma unroll
+          for (int i = 0; i < 32; ++i) sRed[i * 128 + wt] = dqp[i];
+        }
+        named_barrier(3, 256);
+        if (wgi == 0) {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+              const int qi = q0 + warp * 16 + lane / 4 + half * 8;
+              if (qi >= len) continue;
+              const int i0 = 4 * j + 2 * half;
+              const float x0 = (dqp[i0] + sRed[i0 * 128 + wt]) * scale;
+              const float x1 = (dqp[i0 + 1] + sRed[(i0 + 1) * 128 + wt]) * scale;
+              *reinterpret_cast<uint32_t*>(dq + (static_cast<int64_t>(start) + qi) * stride + headOff + j * 8 +
+                                           (lane % 4) * 2) = pack_bf16(x0, x1);
+            }
+          }
+        }
+      } else {
+        // Each warpgroup adds its partial to the fp32 scratch (measured faster than first
+        // summing the two partials in shared memory: that costs two more barriers per tile).
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int qi = q0 + warp * 16 + lane / 4 + half * 8;
+            if (qi >= len) continue;
+            const int i0 = 4 * j + 2 * half;
+            float* dst = dqacc + (static_cast<int64_t>(start) + qi) * rowLen + headOff + j * 8 + (lane % 4) * 2;
+            atomicAdd(reinterpret_cast<float2*>(dst), make_float2(dqp[i0] * scale, dqp[i0 + 1] * scale));
+          }
+        }
+      }
+    }
+
+    // dK (times scale) and dV of this thread's keys.
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int kj = k0 + kr0 + half * 8;
+      if (kj >= len) continue;
+      const int64_t row = (static_cast<int64_t>(start) + kj) * stride + headOff;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int col = j * 8 + (lane % 4) * 2;
+        const int i0 = 4 * j + 2 * half;
+        *reinterpret_cast<uint32_t*>(dk + row + col) = pack_bf16(dkacc[i0] * scale, dkacc[i0 + 1] * scale);
+        *reinterpret_cast<uint32_t*>(dv + row + col) = pack_bf16(dvacc[i0], dvacc[i0 + 1]);
+      }
+    }
+    __syncthreads();  // sK/sV/sQ/sdO are reloaded by the next key tile
+  }
+#endif
+}
+
+// ---- backward, sequences of at most 128 tokens --------------------------------------
+// One warpgroup per (sequence, head): Q, dO, K and V of the whole sequence stay in
+// shared memory, and D = rowsum(dO * O) is computed here from O (no prep kernel); the
+// two 64-key halves run one after the other (dK, dV in registers),
+// and dQ of each query tile is summed over the halves in shared memory (fp32) and
+// stored once as bf16: no atomics, no scratch, deterministic. Two CTAs per SM.
+constexpr int kShortThreads = 128;
+constexpr size_t kShortSmem = 1024 + 8 * kTile + kTile + 2 * 64 * 64 * sizeof(float) + 2 * 128 * sizeof(float);
+
+__global__ void __launch_bounds__(kShortThreads, 2)
+    attention_backward_short_sm90_kernel(bf16* __restrict__ dq, bf16* __restrict__ dk, bf16* __restrict__ dv,
+                                         const bf16* __restrict__ dout, const bf16* __restrict__ out,
+                                         const float* __restrict__ lse, const bf16* __restrict__ q,
+                                         const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t stride,
+                                         const int* __restrict__ cuSeqlens, int T, int NH,
+                                         const float* __restrict__ slopes, const float* __restrict__ keyBias,
+                                         float scale) {
+#if MBERT_WGMMA
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* sK = align1024(smem_raw);  // 128 rows each
+  unsigned char* sV = sK + 2 * kTile;
+  unsigned char* sQ = sV + 2 * kTile;
+  unsigned char* sdO = sQ + 2 * kTile;
+  unsigned char* sdS = sdO + 2 * kTile;                    // 64 keys x 64 queries
+  float* sDQ = reinterpret_cast<float*>(sdS + kTile);      // 2 query tiles x 32 x 128 (thread-private)
+  float* sStat = sDQ + 2 * 64 * 64;                        // 2 query tiles x (lse*log2e, D) x 64
+
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int start = cuSeqlens[b];
+  const int len = cuSeqlens[b + 1] - start;
+  if (len <= 0) return;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;
+  const float scale2 = scale * kLog2e;
+  const int nT = (len + 63) / 64;  // 64-row tiles: 1 or 2
+  const int64_t headOff = static_cast<int64_t>(h) * kHS;
+  const int64_t rowLen = static_cast<int64_t>(NH) * kHS;
+  const bf16* qb = q + static_cast<int64_t>(start) * stride + headOff;
+  const bf16* kb = k + static_cast<int64_t>(start) * stride + headOff;
+  const bf16* vb = v + static_cast<int64_t>(start) * stride + headOff;
+  const bf16* dob = dout + static_cast<int64_t>(start) * rowLen + headOff;
+  const bf16* ob = out + static_cast<int64_t>(start) * rowLen + headOff;
+  const float* lseb = lse + static_cast<int64_t>(h) * T + start;
+  // O rows, until D is computed: in the second query tile's dQ partial, which is written
+  // only after the step that first reads query tile 1 (after D of both tiles).
+  unsigned char* sO = reinterpret_cast<unsigned char*>(sDQ + 64 * 64);
+
+  // Group t (t = 0, 1; one cp.async group each): rows [64t, 64t + 64) of K, V, Q, dO
+  // and O, and the lse of those queries.
+  for (int t = 0; t < nT; ++t) {
+    const int r0 = t * 64;
+    load_sw<64, kShortThreads>(sK + t * kTile, kb, stride, r0, len - r0, tid);
+    load_sw<64, kShortThreads>(sV + t * kTile, vb, stride, r0, len - r0, tid);
+    load_sw<64, kShortThreads>(sQ + t * kTile, qb, stride, r0, len - r0, tid);
+    load_sw<64, kShortThreads>(sdO + t * kTile, dob, rowLen, r0, len - r0, tid);
+    load_sw<64, kShortThreads>(sO + t * kTile, ob, rowLen, r0, len - r0, tid);
+    cp_async_commit();
+    for (int i = tid; i < 64; i += kShortThreads) sStat[t * 128 + i] = r0 + i < len ? lseb[r0 + i] * kLog2e : INFINITY;
+  }
+  // Waits for group t, then D = rowsum(dO * O) (fp32) of its 64 queries, one thread per
+  // row (rows past the end are zeros).
+  auto finish_group = [&](int t) {
+    if (t + 1 < nT) {
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();  // every thread's copies of group t have landed
+    if (tid < 64) {
+      float acc = 0.f;
+#pragma unroll
+      for (int ch = 0; ch < 8; ++ch) {
+        const uint4 av = *reinterpret_cast<const uint4*>(sdO + t * kTile + wg::sw128(tid, ch));
+        const uint4 ov = *reinterpret_cast<const uint4*>(sO + t * kTile + wg::sw128(tid, ch));
+        const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&av);
+        const __nv_bfloat162* o2 = reinterpret_cast<const __nv_bfloat162*>(&ov);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float2 af = __bfloat1622float2(a2[j]);
+          const float2 of = __bfloat1622float2(o2[j]);
+          acc += af.x * of.x + af.y * of.y;
+        }
+      }
+      sStat[t * 128 + 64 + tid] = acc;
+    }
+    wg::fence_proxy_async();
+  };
+  const uint32_t aK = smem_addr(sK), aV = smem_addr(sV), aQ = smem_addr(sQ), adO = smem_addr(sdO);
+  const int kr = warp * 16 + lane / 4;
+
+  for (int hk = 0; hk < nT; ++hk) {  // key half
+    float kbias[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int kj = hk * 64 + kr + half * 8;
+      kbias[half] = kj < len ? (keyBias ? keyBias[start + kj] * kLog2e : 0.f) : -INFINITY;
+    }
+    float dkacc[32], dvacc[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) dkacc[i] = dvacc[i] = 0.f;
+
+    for (int qt = 0; qt < nT; ++qt) {
+      if (hk == 0) finish_group(qt);  // first use of query tile qt (and of key half 0 / 1)
+      __syncthreads();  // tiles and statistics visible; the previous step's dS^T and O reads are done
+      float dqp[32];
+      bwd_step(aK + hk * kTile, aV + hk * kTile, aQ + qt * kTile, adO + qt * kTile, sdS, sStat + qt * 128, kr,
+               hk * 64, qt * 64, kbias, slope2, scale2, dkacc, dvacc, dqp, 1);
+      float* part = sDQ + qt * 64 * 64;
+      if (hk + 1 < nT) {
+#pragma unroll
+        for (int i = 0; i < 32; ++i) part[i * 128 + tid] = dqp[i];
+      } else {
+        // Last key half: dQ of this query tile is complete.
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int qi = qt * 64 + kr + half * 8;
+            const int i0 = 4 * j + 2 * half;
+            float x0 = dqp[i0], x1 = dqp[i0 + 1];
+            if (hk > 0) {
+              x0 += part[i0 * 128 + tid];
+              x1 += part[(i0 + 1) * 128 + tid];
+            }
+            if (qi < len) {
+              *reinterpret_cast<uint32_t*>(dq + (static_cast<int64_t>(start) + qi) * stride + headOff + j * 8 +
+                                           (lane % 4) * 2) = pack_bf16(x0 * scale, x1 * scale);
+            }
+          }
+        }
+      }
+    }
+    // dK (times scale) and dV of this key half.
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int kj = hk * 64 + kr + half * 8;
+      if (kj >= len) continue;
+      const int64_t row = (static_cast<int64_t>(start) + kj) * stride + headOff;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int col = j * 8 + (lane % 4) * 2;
+        const int i0 = 4 * j + 2 * half;
+        *reinterpret_cast<uint32_t*>(dk + row + col) = pack_bf16(dkacc[i0] * scale, dkacc[i0 + 1] * scale);
+        *reinterpret_cast<uint32_t*>(dv + row + col) = pack_bf16(dvacc[i0], dvacc[i0 + 1]);
+      }
+    }
+  }
+#endif
+}
+
+template <typename Kernel>
+void set_smem(Kernel kernel, size_t bytes) {
+  MBERT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+}  // namespace
+
+// MBERT_ATTN_SM90=0 turns the wgmma kernels off (for comparisons).
+bool attention_sm90_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("MBERT_ATTN_SM90");
+    if (env && env[0] == '0') return false;
+    int dev = 0;
+    cudaDeviceProp prop;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return false;
+    if (prop.major != 9 || prop.minor != 0) return false;
+    int* flag = nullptr;
+    if (cudaMalloc(&flag, sizeof(int)) != cudaSuccess) return false;
+    int host = 0;
+    sm90_probe_kernel<<<1, 1>>>(flag);
+    const bool ok = cudaGetLastError() == cudaSuccess &&
+                    cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess;
+    cudaFree(flag);
+    return ok && host == 1;
+  }();
+  return enabled;
+}
+
+void attention_backward_short_sm90(void* dq, void* dk, void* dv, const void* dout, const void* out, const float* lse,
+                                   const void* q, const void* k, const void* v, int64_t stride, const int* cuSeqlens,
+                                   int B, int T, int NH, const float* slopes, const float* keyBias, float scale,
+                                   cudaStream_t stream) {
+  static const bool configured = [] {
+    set_smem(attention_backward_short_sm90_kernel, kShortSmem);
+    return true;
+  }();
+  (void)configured;
+  attention_backward_short_sm90_kernel<<<dim3(1, NH, B), kShortThreads, kShortSmem, stream>>>(
+      static_cast<bf16*>(dq), static_cast<bf16*>(dk), static_cast<bf16*>(dv), static_cast<const bf16*>(dout),
+      static_cast<const bf16*>(out), lse, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
+      static_cast<const bf16*>(v), stride, cuSeqlens, T, NH, slopes, keyBias, scale);
+  MBERT_CUDA_CHECK(cudaGetLastError());
+}
+
+void attention_backward_sm90(void* dq, void* dk, void* dv, float* dqacc, const void* dout, const float* lse,
+                             const float* D, const void* q, const void* k, const void* v, int64_t stride,
+                             const int* cuSeqlens, int B, int T, int NH, int maxSeqlen, const float* slopes,
+                             const float* keyBias, float scale, cudaStream_t stream) {
+  static const bool configured = [] {
+    set_smem(attention_backward_sm90_kernel, kBwdSmem);
+    return true;
+  }();
+  (void)configured;
+  const int tiles = std::max(1, (maxSeqlen + kBwdBC - 1) / kBwdBC);
+  attention_backward_sm90_kernel<<<dim3(tiles, NH, B), kBwdThreads, kBwdSmem, stream>>>(
+      static_cast<bf16*>(dq), static_cast<bf16*>(dk), static_cast<bf16*>(dv), dqacc,
+      static_cast<const bf16*>(dout), lse, D, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
+      static_cast<const bf16*>(v), stride, cuSeqlens, T, NH, slopes, keyBias, scale);
+  MBERT_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace mbert
