@@ -1,7 +1,8 @@
 // GPU check of cuda.attentionForward / attentionBackward against a float64
 // reference computed here on the bf16-rounded inputs (per sequence and head).
 // Outputs are poisoned with NaN first; every element must be written and
-// ||out - ref|| / ||ref|| <= 1e-2 for out, lse, dq, dk, dv.
+// ||out - ref|| / ||ref|| <= 1e-2 for out, lse, dq, dk, dv; a repeated forward and
+// backward must give the same bits (dq only when no sequence exceeds 128 tokens).
 // Usage: node native/cuda/test/attention.mjs [--small]   (JSON to $OUT/attention_test.json)
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -283,12 +284,60 @@ function runCase(c) {
       dk: relErr(gk, ref.dk, T, NH, HS, heads, gs, packed ? C : 0, false),
       dv: relErr(gv, ref.dv, T, NH, HS, heads, gs, packed ? 2 * C : 0, false),
     };
+    // A second backward must repeat dk and dv bit for bit, and dq too when no sequence
+    // is longer than 128 tokens (longer ones add dq partials with atomics).
+    cu.attentionBackward(
+      BF16,
+      dq,
+      dk,
+      dv,
+      dDo,
+      dOut,
+      dLse,
+      q,
+      k,
+      v,
+      stride,
+      dCu,
+      B,
+      T,
+      NH,
+      HS,
+      maxSeqlen,
+      dSl,
+      dKb,
+      scale,
+    );
+    const again = packed ? downloadBf16(dq, nd) : null;
+    const parts = packed
+      ? [
+          [gq, again, 0],
+          [gk, again, C],
+          [gv, again, 2 * C],
+        ]
+      : [
+          [gq, downloadBf16(dq, nd), 0],
+          [gk, downloadBf16(dk, nd), 0],
+          [gv, downloadBf16(dv, nd), 0],
+        ];
+    let bwdSame = true;
+    parts.forEach(([a, b, off], which) => {
+      if (which === 0 && maxSeqlen > 128) return;
+      for (let t = 0; t < T; ++t) {
+        for (let i = 0; i < C; ++i) {
+          const j = t * gs + off + i;
+          if (!Object.is(a[j], b[j])) bwdSame = false;
+        }
+      }
+    });
+    r.bwdDeterministic = bwdSame;
   }
   Object.assign(r, r.bwd.main);
   r.pass =
     ["out", "lse"].every((f) => r[f].err <= TOL) &&
     Object.values(r.bwd).every((g) => ["dq", "dk", "dv"].every((f) => g[f].err <= TOL)) &&
-    same;
+    same &&
+    r.bwdDeterministic;
   for (const p of [dCu, dSl, dKb, dOut, dLse, dDo, ...bufs]) if (p) cu.free(p);
   return r;
 }
@@ -460,7 +509,7 @@ for (const c of cases) {
 
   const f = (x) => (x ? (Number.isNaN(x.err) ? `NaN(${x.nan})` : x.err.toExponential(2)) : "-");
   console.log(
-    `${r.pass ? "PASS" : "FAIL"} ${c.name.padEnd(20)} T=${String(r.T ?? "").padStart(6)} out ${f(r.out)} lse ${f(r.lse)} dq ${f(r.dq)} dk ${f(r.dk)} dv ${f(r.dv)} det ${r.fwdDeterministic} ${r.seconds.toFixed(1)}s${r.error ? ` ${r.error}` : ""}`,
+    `${r.pass ? "PASS" : "FAIL"} ${c.name.padEnd(20)} T=${String(r.T ?? "").padStart(6)} out ${f(r.out)} lse ${f(r.lse)} dq ${f(r.dq)} dk ${f(r.dk)} dv ${f(r.dv)} det ${r.fwdDeterministic}/${r.bwdDeterministic} ${r.seconds.toFixed(1)}s${r.error ? ` ${r.error}` : ""}`,
   );
 }
 const errors = errorCases();
