@@ -263,6 +263,7 @@ __global__ void layernorm_param_finish(G* dweight, G* dbias, const float* pw, co
   const int c = blockIdx.x * 32 + tx;
   float w = 0.f, b = 0.f;
   if (c < C) {
+#pragma unroll 8  // independent loads in flight: the sums stay in part order
     for (int64_t p = ty; p < nparts; p += 16) {
       w += pw[p * C + c];
       b += pb[p * C + c];
