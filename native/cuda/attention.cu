@@ -95,17 +95,17 @@ __global__ void __launch_bounds__(NW * 32, (HS >= 128 ? 2 : 4) * 4 / NW)
   float* sBias = reinterpret_cast<float*>(sV + BC * LD);
 
   const int b = blockIdx.z, h = blockIdx.y;
-  const int start = cuSeqlens[b];
-  const int len = cuSeqlens[b + 1] - start;
+  const SeqHead sh(cuSeqlens, b, h, NH, HS);
+  const int start = sh.start, len = sh.len;
   if (len <= 0) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;  // scores live in the log2 domain
   const float scale2 = scale * kLog2e;
   const int nQT = (len + BR - 1) / BR, nKT = (len + BC - 1) / BC;
-  const int64_t headOff = static_cast<int64_t>(h) * HS;
-  const bf16* qb = q + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* kb = k + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* vb = v + static_cast<int64_t>(start) * stride + headOff;
+  const int64_t headOff = sh.headOff;
+  const bf16* qb = sh.rows(q, stride);
+  const bf16* kb = sh.rows(k, stride);
+  const bf16* vb = sh.rows(v, stride);
 
   for (int qt = blockIdx.x; qt < nQT; qt += gridDim.x) {
     const int q0 = qt * BR;
@@ -323,21 +323,20 @@ __global__ void __launch_bounds__(kBwdWarps * 32, MINB)
   float* sStat = reinterpret_cast<float*>(sdS + BC * LDS);  // NBUF x (lse*log2e (BR), D (BR))
 
   const int b = blockIdx.z, h = blockIdx.y;
-  const int start = cuSeqlens[b];
-  const int len = cuSeqlens[b + 1] - start;
+  const SeqHead sh(cuSeqlens, b, h, NH, HS);
+  const int start = sh.start, len = sh.len;
   if (len <= 0) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;
   const float scale2 = scale * kLog2e;
   const int nQT = (len + BR - 1) / BR, nKT = (len + BC - 1) / BC;
-  const int64_t headOff = static_cast<int64_t>(h) * HS;
-  const int64_t rowLen = static_cast<int64_t>(NH) * HS;
-  const bf16* qb = q + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* kb = k + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* vb = v + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* dob = dout + static_cast<int64_t>(start) * rowLen + headOff;
-  const float* lseb = lse + static_cast<int64_t>(h) * T + start;
-  const float* Db = D + static_cast<int64_t>(h) * T + start;
+  const int64_t headOff = sh.headOff, rowLen = sh.rowLen;
+  const bf16* qb = sh.rows(q, stride);
+  const bf16* kb = sh.rows(k, stride);
+  const bf16* vb = sh.rows(v, stride);
+  const bf16* dob = sh.rows(dout, rowLen);
+  const float* lseb = sh.stats(lse, h, T);
+  const float* Db = sh.stats(D, h, T);
 
   // Issues the loads of query tile `qt` into buffer `buf` (stats by plain stores,
   // visible after the next __syncthreads).
@@ -345,18 +344,7 @@ __global__ void __launch_bounds__(kBwdWarps * 32, MINB)
     const int q1 = qt * BR;
     load_tile<BR, HS, NT>(sQbuf + buf * BR * LD, qb, stride, q1, len - q1);
     load_tile<BR, HS, NT>(sdObuf + buf * BR * LD, dob, rowLen, q1, len - q1);
-    {
-      for (int i = threadIdx.x; i < 2 * BR; i += NT) {
-        const int c = q1 + (i % BR);
-        float x;
-        if (i < BR) {
-          x = c < len ? lseb[c] * kLog2e : INFINITY;
-        } else {
-          x = c < len ? Db[c] : 0.f;
-        }
-        sStat[buf * 2 * BR + i] = x;
-      }
-    }
+    load_query_stats<BR>(sStat + buf * 2 * BR, lseb, Db, q1, len, threadIdx.x, NT);
   };
 
   for (int kt = blockIdx.x; kt < nKT; kt += gridDim.x) {

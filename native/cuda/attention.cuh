@@ -1,10 +1,12 @@
 // attention.cuh — PTX helpers for the fused attention kernels (attention.cu):
-// mma.sync m16n8k16 bf16 -> fp32, ldmatrix (plain and transposed) and cp.async.
+// mma.sync m16n8k16 bf16 -> fp32, ldmatrix (plain and transposed), cp.async, and the
+// query-statistics load shared with attention_sm90.cu.
 // All of them exist on sm_80 and later, so one code path serves the sm_90a
 // build and the compute_80 PTX fallback.
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cmath>
 #include <cstdint>
 
 namespace mbert {
@@ -48,6 +50,44 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// Where one (sequence b, head h) of a varlen call lives: q/k/v rows `stride` elements
+// apart, dout/out/dq-scratch rows rowLen = NH*HS apart, statistics (lse, D) as (NH, T).
+struct SeqHead {
+  int start, len;
+  int64_t headOff, rowLen;
+  __device__ __forceinline__ SeqHead(const int* cuSeqlens, int b, int h, int NH, int HS)
+      : start(cuSeqlens[b]),
+        len(cuSeqlens[b + 1] - cuSeqlens[b]),
+        headOff(static_cast<int64_t>(h) * HS),
+        rowLen(static_cast<int64_t>(NH) * HS) {}
+  // This sequence's first row, at this head, of a buffer with rows `stride` elements apart.
+  template <typename P>
+  __device__ __forceinline__ P* rows(P* base, int64_t stride) const {
+    return base + static_cast<int64_t>(start) * stride + headOff;
+  }
+  // This sequence's part of head h's row of an (NH, T) statistics buffer.
+  template <typename P>
+  __device__ __forceinline__ P* stats(P* base, int h, int T) const {
+    return base + static_cast<int64_t>(h) * T + start;
+  }
+};
+
+// Row statistics of query rows [q1, q1 + BR) of a sequence of `len` tokens, for the
+// backward kernels: stat[0, BR) = lse * log2(e) (+inf past the end, so P = 0 there),
+// stat[BR, 2 BR) = D (0 past the end). Plain stores, visible after a barrier.
+template <int BR>
+__device__ __forceinline__ void load_query_stats(float* stat, const float* lse, const float* D, int q1, int len,
+                                                 int tid, int nthreads) {
+  for (int i = tid; i < 2 * BR; i += nthreads) {
+    const int c = q1 + (i % BR);
+    if (i < BR) {
+      stat[i] = c < len ? lse[c] * 1.4426950408889634f : INFINITY;
+    } else {
+      stat[i] = c < len ? D[c] : 0.f;
+    }
+  }
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {

@@ -40,12 +40,24 @@ using attn::cp_async16;
 using attn::cp_async_commit;
 using attn::cp_async_wait;
 using attn::pack_bf16;
+using attn::SeqHead;
 using attn::smem_addr;
 
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 constexpr int kHS = 64;
 constexpr int kTile = kHS * 2 * 64;  // bytes of a 64-row swizzled tile (8 KiB)
+constexpr int kBwdBC = 128, kBwdBR = 64, kBwdThreads = 256;
+// K, V (128 rows each), 2 x Q, 2 x dO (64 rows), dS^T (128 rows), dQ partials (fp32
+// 64 x 64), statistics 2 x (lse, D) x 64.
+constexpr size_t kBwdSmem = 1024 + 2 * 2 * kTile + 4 * kTile + 2 * kTile + 64 * 64 * sizeof(float) +
+                            2 * 2 * kBwdBR * sizeof(float);
+
+// Reports which image is loaded: 1 from the sm_90a code, 0 from a JIT of the PTX.
+__global__ void sm90_probe_kernel(int* flag) { *flag = MBERT_WGMMA; }
+
+// The device helpers exist only in the sm_90a pass (MBERT_WGMMA); elsewhere the kernels
+// below have empty bodies.
+#if MBERT_WGMMA
+constexpr float kLog2e = 1.4426950408889634f;
 
 // Rows [row0, row0 + ROWS) of one head (64 bf16 each, `stride` elements apart) into a
 // 128-byte-swizzled tile; rows at or past `nvalid` become zeros.
@@ -74,14 +86,29 @@ __device__ __forceinline__ unsigned char* align1024(unsigned char* p) {
   return reinterpret_cast<unsigned char*>((a + 1023) & ~static_cast<uintptr_t>(1023));
 }
 
-__global__ void sm90_probe_kernel(int* flag) { *flag = MBERT_WGMMA; }
-
 // ---- backward ---------------------------------------------------------------------
-constexpr int kBwdBC = 128, kBwdBR = 64, kBwdThreads = 256;
-// K, V (128 rows each), 2 x Q, 2 x dO (64 rows), dS^T (128 rows), dQ partials (fp32
-// 64 x 64), statistics 2 x (lse, D) x 64.
-constexpr size_t kBwdSmem = 1024 + 2 * 2 * kTile + 4 * kTile + 2 * kTile + 64 * 64 * sizeof(float) +
-                            2 * 2 * kBwdBR * sizeof(float);
+
+// acc = A B over K = 64 with A and B K-major (64 rows of 64 in shared memory at a, b).
+__device__ __forceinline__ void mma_k64_nn(float (&acc)[32], uint32_t a, uint32_t b) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    wg::mma_ss_n64<0, 0>(acc, wg::desc(a + kk * 32, 16, 1024), wg::desc(b + kk * 32, 16, 1024), kk > 0);
+  }
+}
+
+// acc = A B over K = 64 with A and B read transposed (MN-major tiles at a, b).
+__device__ __forceinline__ void mma_k64_tt(float (&acc)[32], uint32_t a, uint32_t b) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    wg::mma_ss_n64<1, 1>(acc, wg::desc(a + kk * 2048, 16, 1024), wg::desc(b + kk * 2048, 16, 1024), kk > 0);
+  }
+}
+
+// acc += A B over K = 64: A in registers (four k16 fragments), B read transposed at b.
+__device__ __forceinline__ void mma_k64_rt(float (&acc)[32], const uint32_t (&a)[4][4], uint32_t b) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) wg::mma_rs_n64<1>(acc, a[kk], wg::desc(b + kk * 2048, 16, 1024), 1);
+}
 
 // One 64-key x 64-query step of the backward for the calling warpgroup: S^T, P^T,
 // dV += P^T dO, dP^T, dS^T (into registers and the warpgroup's rows of the dS^T tile
@@ -98,10 +125,7 @@ __device__ __forceinline__ void bwd_step(uint32_t aK, uint32_t aV, uint32_t aQt,
   // S^T = K Q^T (this warpgroup's 64 keys x 64 queries).
   float st[32];
   wg::fence();
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    wg::mma_ss_n64<0, 0>(st, wg::desc(aK + kk * 32, 16, 1024), wg::desc(aQt + kk * 32, 16, 1024), kk > 0);
-  }
+  mma_k64_nn(st, aK, aQt);
   wg::commit();
   wg::wait<0>();
   wg::fence_regs(st);
@@ -130,14 +154,8 @@ __device__ __forceinline__ void bwd_step(uint32_t aK, uint32_t aV, uint32_t aQt,
   // dV += P^T dO (dO read transposed), dP^T = V dO^T.
   float dp[32];
   wg::fence();
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    wg::mma_rs_n64<1>(dvacc, pa[kk], wg::desc(adOt + kk * 2048, 16, 1024), 1);
-  }
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    wg::mma_ss_n64<0, 0>(dp, wg::desc(aV + kk * 32, 16, 1024), wg::desc(adOt + kk * 32, 16, 1024), kk > 0);
-  }
+  mma_k64_rt(dvacc, pa, adOt);
+  mma_k64_nn(dp, aV, adOt);
   wg::commit();
   wg::wait<0>();
   wg::fence_regs(dp);
@@ -165,19 +183,15 @@ __device__ __forceinline__ void bwd_step(uint32_t aK, uint32_t aV, uint32_t aQt,
   // dK += dS^T Q (Q read transposed); dQ_part = dS K over this warpgroup's keys
   // (dS^T and K both read transposed).
   wg::fence();
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    wg::mma_rs_n64<1>(dkacc, da[kk], wg::desc(aQt + kk * 2048, 16, 1024), 1);
-  }
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    wg::mma_ss_n64<1, 1>(dqp, wg::desc(adS + kk * 2048, 16, 1024), wg::desc(aK + kk * 2048, 16, 1024), kk > 0);
-  }
+  mma_k64_rt(dkacc, da, aQt);
+  mma_k64_tt(dqp, adS, aK);
   wg::commit();
   wg::wait<0>();
   wg::fence_regs(dqp);
   wg::fence_regs(dkacc);
 }
+
+#endif  // MBERT_WGMMA
 
 __global__ void __launch_bounds__(kBwdThreads, 1)
     attention_backward_sm90_kernel(bf16* __restrict__ dq, bf16* __restrict__ dk, bf16* __restrict__ dv,
@@ -198,21 +212,20 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
   float* sStat = sRed + 64 * 64;                            // 2 x (lse*log2e, D) x 64
 
   const int b = blockIdx.z, h = blockIdx.y;
-  const int start = cuSeqlens[b];
-  const int len = cuSeqlens[b + 1] - start;
+  const SeqHead sh(cuSeqlens, b, h, NH, kHS);
+  const int start = sh.start, len = sh.len;
   if (len <= 0) return;
   const int tid = threadIdx.x, wgi = tid / 128, wt = tid % 128, warp = wt / 32, lane = tid % 32;
   const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;
   const float scale2 = scale * kLog2e;
   const int nQT = (len + kBwdBR - 1) / kBwdBR, nKT = (len + kBwdBC - 1) / kBwdBC;
-  const int64_t headOff = static_cast<int64_t>(h) * kHS;
-  const int64_t rowLen = static_cast<int64_t>(NH) * kHS;
-  const bf16* qb = q + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* kb = k + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* vb = v + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* dob = dout + static_cast<int64_t>(start) * rowLen + headOff;
-  const float* lseb = lse + static_cast<int64_t>(h) * T + start;
-  const float* Db = D + static_cast<int64_t>(h) * T + start;
+  const int64_t headOff = sh.headOff, rowLen = sh.rowLen;
+  const bf16* qb = sh.rows(q, stride);
+  const bf16* kb = sh.rows(k, stride);
+  const bf16* vb = sh.rows(v, stride);
+  const bf16* dob = sh.rows(dout, rowLen);
+  const float* lseb = sh.stats(lse, h, T);
+  const float* Db = sh.stats(D, h, T);
   const uint32_t aK = smem_addr(sK) + wgi * kTile, aV = smem_addr(sV) + wgi * kTile;  // this warpgroup's 64 keys
   const uint32_t aQ = smem_addr(sQbuf), adO = smem_addr(sdObuf);
 
@@ -220,16 +233,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
     const int q1 = qt * kBwdBR;
     load_sw<kBwdBR, kBwdThreads>(sQbuf + buf * kTile, qb, stride, q1, len - q1, tid);
     load_sw<kBwdBR, kBwdThreads>(sdObuf + buf * kTile, dob, rowLen, q1, len - q1, tid);
-    for (int i = tid; i < 2 * kBwdBR; i += kBwdThreads) {
-      const int c = q1 + (i % kBwdBR);
-      float x;
-      if (i < kBwdBR) {
-        x = c < len ? lseb[c] * kLog2e : INFINITY;
-      } else {
-        x = c < len ? Db[c] : 0.f;
-      }
-      sStat[buf * 2 * kBwdBR + i] = x;
-    }
+    attn::load_query_stats<kBwdBR>(sStat + buf * 2 * kBwdBR, lseb, Db, q1, len, tid, kBwdThreads);
   };
 
   for (int kt = blockIdx.x; kt < nKT; kt += gridDim.x) {
@@ -355,21 +359,20 @@ __global__ void __launch_bounds__(kShortThreads, 2)
   float* sStat = sDQ + 2 * 64 * 64;                        // 2 query tiles x (lse*log2e, D) x 64
 
   const int b = blockIdx.z, h = blockIdx.y;
-  const int start = cuSeqlens[b];
-  const int len = cuSeqlens[b + 1] - start;
+  const SeqHead sh(cuSeqlens, b, h, NH, kHS);
+  const int start = sh.start, len = sh.len;
   if (len <= 0) return;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;
   const float scale2 = scale * kLog2e;
   const int nT = (len + 63) / 64;  // 64-row tiles: 1 or 2
-  const int64_t headOff = static_cast<int64_t>(h) * kHS;
-  const int64_t rowLen = static_cast<int64_t>(NH) * kHS;
-  const bf16* qb = q + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* kb = k + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* vb = v + static_cast<int64_t>(start) * stride + headOff;
-  const bf16* dob = dout + static_cast<int64_t>(start) * rowLen + headOff;
-  const bf16* ob = out + static_cast<int64_t>(start) * rowLen + headOff;
-  const float* lseb = lse + static_cast<int64_t>(h) * T + start;
+  const int64_t headOff = sh.headOff, rowLen = sh.rowLen;
+  const bf16* qb = sh.rows(q, stride);
+  const bf16* kb = sh.rows(k, stride);
+  const bf16* vb = sh.rows(v, stride);
+  const bf16* dob = sh.rows(dout, rowLen);
+  const bf16* ob = sh.rows(out, rowLen);
+  const float* lseb = sh.stats(lse, h, T);
   // O rows, until D is computed: in the second query tile's dQ partial, which is written
   // only after the step that first reads query tile 1 (after D of both tiles).
   unsigned char* sO = reinterpret_cast<unsigned char*>(sDQ + 64 * 64);

@@ -253,28 +253,30 @@ function runCase(c) {
     bwd: {},
   };
   {
-    cu.attentionBackward(
-      BF16,
-      dq,
-      dk,
-      dv,
-      dDo,
-      dOut,
-      dLse,
-      q,
-      k,
-      v,
-      stride,
-      dCu,
-      B,
-      T,
-      NH,
-      HS,
-      maxSeqlen,
-      dSl,
-      dKb,
-      scale,
-    );
+    const backward = () =>
+      cu.attentionBackward(
+        BF16,
+        dq,
+        dk,
+        dv,
+        dDo,
+        dOut,
+        dLse,
+        q,
+        k,
+        v,
+        stride,
+        dCu,
+        B,
+        T,
+        NH,
+        HS,
+        maxSeqlen,
+        dSl,
+        dKb,
+        scale,
+      );
+    backward();
     const got = packed ? downloadBf16(dq, nd) : null;
     const gq = packed ? got : downloadBf16(dq, nd);
     const gk = packed ? got : downloadBf16(dk, nd);
@@ -286,28 +288,7 @@ function runCase(c) {
     };
     // A second backward must repeat dk and dv bit for bit, and dq too when no sequence
     // is longer than 128 tokens (longer ones add dq partials with atomics).
-    cu.attentionBackward(
-      BF16,
-      dq,
-      dk,
-      dv,
-      dDo,
-      dOut,
-      dLse,
-      q,
-      k,
-      v,
-      stride,
-      dCu,
-      B,
-      T,
-      NH,
-      HS,
-      maxSeqlen,
-      dSl,
-      dKb,
-      scale,
-    );
+    backward();
     const again = packed ? downloadBf16(dq, nd) : null;
     const parts = packed
       ? [
