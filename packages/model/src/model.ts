@@ -30,7 +30,7 @@ import {
 } from "./batch.js";
 import { BertEmbeddings, BertEncoder } from "./bert.js";
 import { type BertConfig, type ParamCounts, validateConfig } from "./config.js";
-import { BatchError, ModelError, TokenIdOutOfRange } from "./errors.js";
+import { BatchError, TokenIdOutOfRange } from "./errors.js";
 import { type EncoderInputs, disposeInputs, preparePadded, prepareUnpadded } from "./inputs.js";
 import type { ClassificationModel, MlmModel } from "./protocol.js";
 import { MosaicBertEmbeddings, MosaicBertEncoder, lastLayerSubset } from "./mosaic_bert.js";
