@@ -98,6 +98,7 @@ export class BertSelfAttention extends nn.Module {
       const qkv = F.linear(h, w, b);
       return F.varlenAttention(qkv, {
         cuSeqlens: layout.cuSeqlens,
+        cuSeqlensHost: x.cuSeqlensHost, // validated on the host: no read back from the GPU
         maxSeqlen: layout.maxSeqlen,
         numHeads: this.numHeads,
       });

@@ -56,6 +56,7 @@ export class MosaicBertSelfAttention extends nn.Module {
     }
     return F.varlenAttention(qkv, {
       cuSeqlens: x.layout.cuSeqlens,
+      cuSeqlensHost: x.cuSeqlensHost, // validated on the host: no read back from the GPU
       maxSeqlen: x.layout.maxSeqlen,
       numHeads: this.numHeads,
       alibiSlopes: x.alibiSlopes, // (NH) float32, uploaded with the batch

@@ -58,6 +58,16 @@ describe("bad input throws typed errors naming the op", () => {
       expect(() => F.varlenAttention(qkv, opts([0, 4, 2, 5]))).toThrow(/non-decreasing/);
       expect(() => F.varlenAttention(qkv, opts([0, 5], 3))).toThrow(/more than maxSeqlen/);
       expect(() => F.varlenAttention(randn([5, 7]), opts([0, 5]))).toThrow(/\(T, 3\*C\)/);
+      // A host copy is what gets validated; on the CPU it must also match the tensor.
+      const withHost = (c: number[], host: number[]) => ({ ...opts(c), cuSeqlensHost: host });
+      expect(() => F.varlenAttention(qkv, withHost([0, 2, 5], [0, 5]))).toThrow(/cuSeqlensHost has 2 values/);
+      expect(() => F.varlenAttention(qkv, withHost([0, 2, 5], [0, 3, 5]))).toThrow(
+        /cuSeqlensHost\[1\] = 3 but cuSeqlens\[1\] = 2/,
+      );
+      expect(() => F.varlenAttention(qkv, withHost([0, 2, 4], [0, 2, 4]))).toThrow(/ends at 4/);
+      const a = F.varlenAttention(qkv, withHost([0, 2, 5], [0, 2, 5]));
+      const b = F.varlenAttention(qkv, opts([0, 2, 5]));
+      expect(Array.from(a.data())).toEqual(Array.from(b.data()));
     });
   });
 

@@ -28,6 +28,12 @@ export function alibiSlopes(numHeads: number): number[] {
 export interface VarlenAttentionOptions {
   /** int32 (B+1) cumulative sequence starts, on the same device as qkv. */
   cuSeqlens: Tensor;
+  /**
+   * The same B+1 values on the host. They are what gets validated (starts at 0,
+   * non-decreasing, ends at T, no sequence over maxSeqlen); without them a cuda
+   * cuSeqlens is read back to the host first, which waits for the GPU.
+   */
+  cuSeqlensHost?: ArrayLike<number>;
   /** Longest sequence in the batch. */
   maxSeqlen: number;
   numHeads: number;
@@ -44,8 +50,29 @@ function checkCuSeqlens(op: string, cu: Tensor): number {
   return cu.shape[0]! - 1;
 }
 
+/**
+ * The cuSeqlens values to validate: the caller's host copy when given (checked
+ * against the tensor when that is on the CPU, where the comparison is free),
+ * else the tensor's own values (a read back from the GPU for cuda).
+ */
+function hostCuSeqlens(op: string, cu: Tensor, host: ArrayLike<number> | undefined): ArrayLike<number> {
+  if (host === undefined) return cu.data() as Int32Array;
+  if (host.length !== cu.size) {
+    throw new ShapeError(`${op}: cuSeqlensHost has ${host.length} values, cuSeqlens has ${cu.size}`);
+  }
+  if (cu.device === "cpu") {
+    const own = cu.data() as Int32Array;
+    for (let i = 0; i < own.length; i++) {
+      if (own[i] !== host[i]) {
+        throw new ShapeError(`${op}: cuSeqlensHost[${i}] = ${host[i]} but cuSeqlens[${i}] = ${own[i]}`);
+      }
+    }
+  }
+  return host;
+}
+
 /** Validates cuSeqlens values on the host (cheap: B+1 ints). */
-export function validateCuSeqlens(op: string, cu: Int32Array | number[], T: number, maxSeqlen: number): void {
+export function validateCuSeqlens(op: string, cu: ArrayLike<number>, T: number, maxSeqlen: number): void {
   if (cu[0] !== 0) throw new ShapeError(`${op}: cuSeqlens[0] must be 0, got ${cu[0]}`);
   let longest = 0;
   for (let i = 1; i < cu.length; i++) {
@@ -76,8 +103,7 @@ export function varlenAttention(qkv: Tensor, opts: VarlenAttentionOptions): Tens
     throw new ShapeError(`${op}: hidden size ${C} is not divisible by ${NH} heads`);
   const HS = C / NH;
   const B = checkCuSeqlens(op, opts.cuSeqlens);
-  if (opts.cuSeqlens.device === "cpu")
-    validateCuSeqlens(op, opts.cuSeqlens.data() as Int32Array, T, opts.maxSeqlen);
+  validateCuSeqlens(op, hostCuSeqlens(op, opts.cuSeqlens, opts.cuSeqlensHost), T, opts.maxSeqlen);
   const slopes = opts.alibiSlopes ?? null;
   if (slopes && (slopes.dtype !== "float32" || slopes.size !== NH || slopes.device !== qkv.device)) {
     throw new DTypeError(`${op}: alibiSlopes must be float32 (${NH}) on ${qkv.device}`);
