@@ -132,4 +132,17 @@ class Args {
   const char* fn_;
 };
 
+// Pointer argument i spanning `bytes`, checked by `check(p, bytes, fn, i, what)` (each
+// backend's allocation map). Null is accepted only when !required or bytes == 0.
+template <typename Check>
+void* checked_ptr(const Args& a, int i, std::size_t bytes, const char* what, bool required, Check check) {
+  void* p = a.ptr(i);
+  if (!p) {
+    if (required && bytes > 0) throw Error(str(a.fn(), ": argument ", i, " (", what, ") must not be null"));
+    return nullptr;
+  }
+  check(p, bytes, a.fn(), i, what);
+  return p;
+}
+
 }  // namespace mbert

@@ -53,23 +53,12 @@ template <typename T> using acc_t = typename Acc<T>::type;
 // required=false allows 0 (returns nullptr).
 template <typename T>
 T* buf(const Args& a, int i, DType dt, int64_t count, const char* what, bool required = true) {
-  void* p = a.ptr(i);
-  if (!p) {
-    if (required && count > 0) throw Error(str(a.fn(), ": argument ", i, " (", what, ") must not be null"));
-    return nullptr;
-  }
-  check_range(p, static_cast<std::size_t>(count) * dtype_size(dt), a.fn(), i, what);
-  return static_cast<T*>(p);
+  return static_cast<T*>(
+      checked_ptr(a, i, static_cast<std::size_t>(count) * dtype_size(dt), what, required, check_range));
 }
 
 inline void* raw_buf(const Args& a, int i, std::size_t bytes, const char* what, bool required = true) {
-  void* p = a.ptr(i);
-  if (!p) {
-    if (required && bytes > 0) throw Error(str(a.fn(), ": argument ", i, " (", what, ") must not be null"));
-    return nullptr;
-  }
-  check_range(p, bytes, a.fn(), i, what);
-  return p;
+  return checked_ptr(a, i, bytes, what, required, check_range);
 }
 
 [[noreturn]] inline void bad_dtype(const char* fn, DType dt, const char* supported) {

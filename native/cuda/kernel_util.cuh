@@ -181,13 +181,8 @@ inline unsigned grid_for(int64_t work, int threads, int per_sm = 8) {
 // allocations. required=false accepts 0 (returns nullptr).
 template <typename T = void>
 T* dbuf(const Args& a, int i, DType dt, int64_t count, const char* what, bool required = true) {
-  void* p = a.ptr(i);
-  if (!p) {
-    if (required && count > 0) throw Error(str(a.fn(), ": argument ", i, " (", what, ") must not be null"));
-    return nullptr;
-  }
-  check_range(p, static_cast<std::size_t>(count) * dtype_size(dt), a.fn(), i, what);
-  return static_cast<T*>(p);
+  return static_cast<T*>(
+      checked_ptr(a, i, static_cast<std::size_t>(count) * dtype_size(dt), what, required, check_range));
 }
 
 // float32 or bfloat16 compute dtype; float64 and int32 throw a clear error.
