@@ -15,12 +15,12 @@ over real tokens only.
 
 import json
 import math
-import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch_timing import median_ms
 
 
 def alibi_slopes(nh):
@@ -33,23 +33,6 @@ def alibi_slopes(nh):
         return pow2(nh)
     c = 2 ** math.floor(math.log2(nh))
     return pow2(c) + pow2(2 * c)[0::2][: nh - c]
-
-
-def time_ms(fn, warmup, iters, repeats):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(repeats):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(iters):
-            fn()
-        b.record()
-        b.synchronize()
-        samples.append(a.elapsed_time(b) / iters)
-    return statistics.median(samples)
 
 
 def run_case(case, warmup, iters, repeats):
@@ -83,9 +66,9 @@ def run_case(case, warmup, iters, repeats):
             torch.autograd.grad(o, (q, k, v), dout)
 
         return {
-            "fwd": time_ms(fwd, warmup, iters, repeats),
-            "bwd": time_ms(bwd, warmup, iters, repeats),
-            "fwdbwd": time_ms(both, warmup, iters, repeats),
+            "fwd": median_ms(fwd, warmup, iters, repeats),
+            "bwd": median_ms(bwd, warmup, iters, repeats),
+            "fwdbwd": median_ms(both, warmup, iters, repeats),
         }
 
     res = {"name": case["name"], "B": b, "S": s}

@@ -10,6 +10,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
+from torch_timing import median_ms
 
 
 def main() -> None:
@@ -22,21 +23,7 @@ def main() -> None:
     out = {}
 
     def time(fn):
-        for _ in range(3):
-            fn()
-        torch.cuda.synchronize()
-        samples = []
-        for _ in range(repeats):
-            e0 = torch.cuda.Event(enable_timing=True)
-            e1 = torch.cuda.Event(enable_timing=True)
-            e0.record()
-            for _ in range(iters):
-                fn()
-            e1.record()
-            e1.synchronize()
-            samples.append(e0.elapsed_time(e1) / iters)
-        samples.sort()
-        return samples[len(samples) // 2]
+        return median_ms(fn, 3, iters, repeats)
 
     with torch.no_grad():
         for name, n_out, n_in in [("Wqkv", 3 * C, C), ("attn_out", C, C), ("gated_layers", 2 * I, C), ("wo", C, I)]:
