@@ -16,6 +16,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { xorshift32 } from "../native/cuda/test/common.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const addon = createRequire(import.meta.url)(path.join(root, "packages/kernels/build/mbert.node"));
@@ -25,15 +26,7 @@ const WARMUP = 5;
 const ITERS = 20;
 const REPEATS = 7;
 
-let seed = 12345;
-function rand() {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed / 4294967296;
-}
+const rand = xorshift32(12345); // fixed: every run times the same batches
 
 function lengths(S, B) {
   return Array.from({ length: B }, () => (rand() < 0.25 ? Math.floor(S / 4 + rand() * (S - S / 4)) : S));

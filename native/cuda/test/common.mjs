@@ -2,19 +2,24 @@
 // printed so a failure can be replayed) and bf16 conversions (round to
 // nearest even, NaN kept).
 
-let seed = (Date.now() ^ (process.pid << 16)) >>> 0;
-/** The seed this run started from. */
-export const seed0 = seed;
-
-/** Uniform in [0, 1) (xorshift32). */
-export function rand() {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed / 4294967296;
+/** A uniform [0, 1) stream (xorshift32) from `seed`. */
+export function xorshift32(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
 }
+
+/** The seed this run started from. */
+export const seed0 = (Date.now() ^ (process.pid << 16)) >>> 0;
+
+/** Uniform in [0, 1), seeded with seed0. */
+export const rand = xorshift32(seed0);
 
 /** Standard normal (Box-Muller). */
 export function randn() {
