@@ -124,6 +124,10 @@ function iterate<B>(loader: DataSpec<B>["dataloader"]): AnyIterator<B> {
   throw new TrainerConfigError("dataloader: expected an iterable or async iterable of batches");
 }
 
+function asArray<T>(x: T | T[] | undefined): T[] {
+  return x === undefined ? [] : Array.isArray(x) ? x : [x];
+}
+
 function batchesPerEpoch(spec: DataSpec): number | undefined {
   const l =
     spec.length ??
@@ -172,18 +176,8 @@ export class Trainer {
     const st = this.state;
     st.runDir = opts.runDir;
     if (opts.runDir) fs.mkdirSync(opts.runDir, { recursive: true });
-    st.optimizers =
-      opts.optimizers === undefined
-        ? []
-        : Array.isArray(opts.optimizers)
-          ? opts.optimizers
-          : [opts.optimizers];
-    st.schedulers =
-      opts.schedulers === undefined
-        ? []
-        : Array.isArray(opts.schedulers)
-          ? opts.schedulers
-          : [opts.schedulers];
+    st.optimizers = asArray(opts.optimizers);
+    st.schedulers = asArray(opts.schedulers);
     st.trainData = opts.trainDataloader;
     if (opts.maxDuration !== undefined) {
       st.maxDuration = Time.from(opts.maxDuration, "ba");
@@ -346,11 +340,8 @@ export class Trainer {
         if (!exhausted) {
           // Stopped mid-epoch (maxDuration or a stop request): close the iterator so the loader can be reused.
           await it.return?.();
-          if (
-            this.isDone() &&
-            batchesPerEpoch(spec) !== undefined &&
-            st.timestamp.batchInEpoch === batchesPerEpoch(spec)
-          ) {
+          const perEpoch = batchesPerEpoch(spec);
+          if (this.isDone() && perEpoch !== undefined && st.timestamp.batchInEpoch === perEpoch) {
             exhausted = true;
           }
         }
@@ -362,9 +353,7 @@ export class Trainer {
           }
           st.timestamp = st.timestamp.afterEpoch();
           this.fire(Event.EPOCH_END);
-          const finalEval =
-            this.isDone() && this.state.evaluators.length > 0 && this.lastEvalBatch !== st.timestamp.batch;
-          if (this.evalDue("ep") || finalEval) await this.runAllEvals();
+          if (this.evalDue("ep") || this.finalEvalDue()) await this.runAllEvals();
           this.fire(Event.EPOCH_CHECKPOINT);
         }
       }
@@ -396,6 +385,12 @@ export class Trainer {
     }
     if (t.unit === "dur" || t.value === 0) return 0;
     return Math.floor(st.timestamp.get(t.unit) / t.value);
+  }
+
+  /** Training has reached maxDuration and the evaluators have not yet run at this batch. */
+  private finalEvalDue(): boolean {
+    const st = this.state;
+    return this.isDone() && st.evaluators.length > 0 && this.lastEvalBatch !== st.timestamp.batch;
   }
 
   /** Whether an evaluation is due now; `at` says whether we are at a batch end or an epoch end. */
@@ -460,9 +455,8 @@ export class Trainer {
     }
     this.fire(Event.BATCH_END);
     // As Composer does, training that reaches maxDuration ends with an evaluation.
-    const finalEval =
-      this.isDone() && this.state.evaluators.length > 0 && this.lastEvalBatch !== st.timestamp.batch;
-    if (this.evalDue("ba") || (finalEval && this.evalInterval.unit !== "ep")) await this.runAllEvals();
+    if (this.evalDue("ba") || (this.finalEvalDue() && this.evalInterval.unit !== "ep"))
+      await this.runAllEvals();
     this.fire(Event.BATCH_CHECKPOINT);
   }
 

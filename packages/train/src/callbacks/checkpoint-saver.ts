@@ -67,8 +67,8 @@ export class CheckpointSaver extends Callback {
     pruneCheckpoints(this.folder, this.keep);
   }
 
-  override batchCheckpoint(state: State, logger: Logger): void {
-    if (this.interval.unit === "ep") return;
+  /** Saves when another whole interval has elapsed since the last save. */
+  private saveIfDue(state: State, logger: Logger): void {
     const m = this.mark(state);
     if (m > this.lastMark) {
       this.lastMark = m;
@@ -76,13 +76,12 @@ export class CheckpointSaver extends Callback {
     }
   }
 
+  override batchCheckpoint(state: State, logger: Logger): void {
+    if (this.interval.unit !== "ep") this.saveIfDue(state, logger);
+  }
+
   override epochCheckpoint(state: State, logger: Logger): void {
-    if (this.interval.unit !== "ep") return;
-    const m = this.mark(state);
-    if (m > this.lastMark) {
-      this.lastMark = m;
-      this.save(state, logger);
-    }
+    if (this.interval.unit === "ep") this.saveIfDue(state, logger);
   }
 
   override fitEnd(state: State, logger: Logger): void {
