@@ -96,14 +96,6 @@ function hostWeights(
   return out;
 }
 
-function optimizerTensors(
-  s: OptimizerState,
-): Record<string, { data: Float32Array | Float64Array; shape: number[] }> {
-  const out: Record<string, { data: Float32Array | Float64Array; shape: number[] }> = {};
-  for (const [k, v] of Object.entries(s.tensors)) out[k] = { data: v.data, shape: v.shape };
-  return out;
-}
-
 export interface SaveOptions extends SaveHooks {
   /** Extra RNG generators to save besides the tensor library's default one. */
   generators?: Record<string, Generator>;
@@ -136,10 +128,7 @@ export function saveCheckpoint(folder: string, state: State, opts: SaveOptions =
     state.optimizers.forEach((opt, i) => {
       const s = opt.stateDict();
       optimizerMeta.push({ name: s.name, meta: s.meta });
-      writeSynced(
-        path.join(tmp, "optimizers", `${i}.safetensors`),
-        serializeSafetensors(optimizerTensors(s)),
-      );
+      writeSynced(path.join(tmp, "optimizers", `${i}.safetensors`), serializeSafetensors(s.tensors));
     });
     const gens: Record<string, { seed: number; offset: number }> = { default: defaultGenerator.getState() };
     for (const [k, g] of Object.entries(opts.generators ?? {})) gens[k] = g.getState();

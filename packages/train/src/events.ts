@@ -61,12 +61,3 @@ export function eventMethodName(event: Event): CallbackMethod {
 
 type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
 export type CallbackMethod = Camel<Event>;
-
-/** Events fired before any batch has run and before training state is final. */
-export function isBeforeTraining(event: Event): boolean {
-  return event === Event.INIT || event === Event.BEFORE_LOAD || event === Event.AFTER_LOAD;
-}
-
-export function isEvalEvent(event: Event): boolean {
-  return event.startsWith("eval_");
-}

@@ -13,7 +13,16 @@
  * `step({ gradScale })` multiplies every gradient first, which is how
  * clipping by global norm is applied without touching the gradients.
  */
-import { type Parameter, type Tensor, backend, dtypeCode, keep, zeros } from "@mbert/tensor";
+import {
+  type Parameter,
+  type Tensor,
+  backend,
+  dtypeBytes,
+  dtypeCode,
+  keep,
+  zeros,
+  zerosLike,
+} from "@mbert/tensor";
 import { TrainerConfigError } from "./errors.js";
 import type { Optimizer, OptimizerState, ParamGroup } from "./types.js";
 
@@ -42,7 +51,6 @@ function isGroupSpecs(p: NamedParams | ParamGroupSpec[]): p is ParamGroupSpec[] 
 function buildGroups(
   params: NamedParams | ParamGroupSpec[],
   defaults: { lr: number; weightDecay: number },
-  extra: Record<string, unknown>,
 ): ParamGroup[] {
   const specs = isGroupSpecs(params) ? params : [{ params: params as NamedParams }];
   const seen = new Set<Parameter>();
@@ -61,7 +69,7 @@ function buildGroups(
     if (list.length === 0) throw new TrainerConfigError(`optimizer: group ${gi} has no parameters`);
     const lr = s.lr ?? defaults.lr;
     if (!(lr >= 0)) throw new TrainerConfigError(`optimizer: lr must be >= 0, got ${lr}`);
-    return { params: list, lr, initialLr: lr, weightDecay: s.weightDecay ?? defaults.weightDecay, ...extra };
+    return { params: list, lr, initialLr: lr, weightDecay: s.weightDecay ?? defaults.weightDecay };
   });
 }
 
@@ -117,12 +125,8 @@ abstract class BaseOptimizer implements Optimizer {
   abstract readonly name: string;
   paramGroups: ParamGroup[];
 
-  constructor(
-    params: NamedParams | ParamGroupSpec[],
-    defaults: { lr: number; weightDecay: number },
-    extra: Record<string, unknown>,
-  ) {
-    this.paramGroups = buildGroups(params, defaults, extra);
+  constructor(params: NamedParams | ParamGroupSpec[], defaults: { lr: number; weightDecay: number }) {
+    this.paramGroups = buildGroups(params, defaults);
   }
 
   protected *params(): Generator<[string, Parameter, ParamGroup]> {
@@ -137,15 +141,6 @@ abstract class BaseOptimizer implements Optimizer {
   abstract stateDict(): OptimizerState;
   abstract loadStateDict(state: OptimizerState): void;
   abstract dispose(): void;
-
-  /** A one-line description per group, for logs: names, LR, weight decay. */
-  describeGroups(): string[] {
-    return this.paramGroups.map(
-      (g, i) =>
-        `${this.name} group${i}: ${g.params.length} tensors, ${g.params.reduce((s, [, p]) => s + p.size, 0)} values, ` +
-        `lr ${g.initialLr}, weight_decay ${g.weightDecay}`,
-    );
-  }
 }
 
 function hostCopy(t: Tensor): Float32Array | Float64Array {
@@ -168,7 +163,7 @@ abstract class AdamBase extends BaseOptimizer {
   private readonly moments = new Map<Parameter, { m: Tensor; v: Tensor; step: number }>();
 
   constructor(params: NamedParams | ParamGroupSpec[], opts: AdamOptions, defaultWd: number) {
-    super(params, { lr: opts.lr ?? 1e-3, weightDecay: opts.weightDecay ?? defaultWd }, {});
+    super(params, { lr: opts.lr ?? 1e-3, weightDecay: opts.weightDecay ?? defaultWd });
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
     const [b1, b2] = this.betas;
@@ -182,8 +177,7 @@ abstract class AdamBase extends BaseOptimizer {
   private slot(p: Parameter): { m: Tensor; v: Tensor; step: number } {
     let s = this.moments.get(p);
     if (!s) {
-      const opts = { dtype: p.dtype, device: p.device };
-      s = { m: keep(zeros(p.shape as number[], opts)), v: keep(zeros(p.shape as number[], opts)), step: 0 };
+      s = { m: keep(zerosLike(p)), v: keep(zerosLike(p)), step: 0 };
       this.moments.set(p, s);
     }
     return s;
@@ -312,7 +306,7 @@ export class SGD extends BaseOptimizer {
     params: NamedParams | ParamGroupSpec[],
     opts: { lr: number; momentum?: number; weightDecay?: number },
   ) {
-    super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 }, {});
+    super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
     this.momentum = opts.momentum ?? 0;
   }
 
@@ -324,7 +318,7 @@ export class SGD extends BaseOptimizer {
       const k = backend(p.device);
       const dt = dtypeCode(p.dtype);
       // d = gradScale * g (+ wd * p), in a scratch buffer of the param's dtype
-      const d = zeros(p.shape as number[], { dtype: p.dtype, device: p.device });
+      const d = zerosLike(p);
       k.cast(dt, d.ptr, dtypeCode(g.dtype), g.ptr, p.size);
       if (gradScale !== 1) k.unary(UNARY_AFFINE, dt, d.ptr, d.ptr, p.size, gradScale, 0);
       if (group.weightDecay !== 0) axpy(p, d, group.weightDecay, p);
@@ -332,8 +326,8 @@ export class SGD extends BaseOptimizer {
       if (this.momentum !== 0) {
         let buf = this.buffers.get(p);
         if (!buf) {
-          buf = keep(zeros(p.shape as number[], { dtype: p.dtype, device: p.device }));
-          k.copy(buf.ptr, 0, d.ptr, 0, p.size * (p.dtype === "float64" ? 8 : 4));
+          buf = keep(zerosLike(p));
+          k.copy(buf.ptr, 0, d.ptr, 0, p.size * dtypeBytes(p.dtype));
           this.buffers.set(p, buf);
         } else {
           k.unary(UNARY_AFFINE, dt, buf.ptr, buf.ptr, p.size, this.momentum, 0);
@@ -372,7 +366,7 @@ export class SGD extends BaseOptimizer {
       if (!b) continue;
       let buf = this.buffers.get(p);
       if (!buf) {
-        buf = keep(zeros(p.shape as number[], { dtype: p.dtype, device: p.device }));
+        buf = keep(zerosLike(p));
         this.buffers.set(p, buf);
       }
       upload(buf, b.data, `${name}.momentum_buffer`);
@@ -392,7 +386,7 @@ const BINARY_ADD = 0;
 function axpy(x: Tensor, y: Tensor, a: number, out: Tensor): void {
   const k = backend(x.device);
   const dt = dtypeCode(x.dtype);
-  const tmp = zeros(x.shape as number[], { dtype: x.dtype, device: x.device });
+  const tmp = zerosLike(x);
   k.unary(UNARY_AFFINE, dt, tmp.ptr, x.ptr, x.size, a, 0);
   k.binary(BINARY_ADD, dt, out.ptr, y.ptr, tmp.ptr, [x.size], [1], [1]);
   tmp.dispose();
@@ -404,21 +398,12 @@ export function buildOptimizer(
   params: NamedParams | ParamGroupSpec[],
   args: { lr: number; betas?: [number, number]; eps?: number; weight_decay?: number; momentum?: number },
 ): Optimizer {
+  const adam: AdamOptions = { lr: args.lr, betas: args.betas, eps: args.eps, weightDecay: args.weight_decay };
   switch (name) {
     case "decoupled_adamw":
-      return new DecoupledAdamW(params, {
-        lr: args.lr,
-        betas: args.betas,
-        eps: args.eps,
-        weightDecay: args.weight_decay,
-      });
+      return new DecoupledAdamW(params, adam);
     case "adamw":
-      return new AdamW(params, {
-        lr: args.lr,
-        betas: args.betas,
-        eps: args.eps,
-        weightDecay: args.weight_decay,
-      });
+      return new AdamW(params, adam);
     case "sgd":
       return new SGD(params, { lr: args.lr, momentum: args.momentum, weightDecay: args.weight_decay });
     default:
