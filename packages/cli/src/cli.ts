@@ -6,7 +6,7 @@
 import { SHARD_USAGE, TOKENIZE_USAGE, shardCommand, tokenizeCommand, verifyCommand } from "@mbert/data";
 import { GLUE_USAGE, glueCommand } from "@mbert/glue";
 import { checkParityCommand } from "@mbert/model";
-import { CliError, UsageError } from "./errors.js";
+import { CliError } from "./errors.js";
 import { DEMO_USAGE, demoCommand } from "./demo.js";
 import { PRETRAIN_USAGE, pretrainCommand } from "./pretrain.js";
 
@@ -80,7 +80,7 @@ export async function main(
     if (isTypedError(e)) {
       // A typed error of one of our packages: a user-facing message with a code.
       err.write(`error: ${e.name}: ${e.message}\n`);
-      return e instanceof UsageError ? 2 : 1;
+      return 1;
     }
     throw e;
   }

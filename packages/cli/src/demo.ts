@@ -13,7 +13,7 @@ import { cudaAvailable } from "@mbert/tensor";
 import { InMemoryLogger, type MlmBatch } from "@mbert/train";
 import { type PretrainConfig, parsePretrainConfig } from "./config.js";
 import { UsageError } from "./errors.js";
-import { runPretrain } from "./pretrain.js";
+import { runPretrain, takeSetOption } from "./pretrain.js";
 import { htmlReport, lineChart } from "./report.js";
 
 /** The demo recipe (examples/configs/demo.yaml), with its data paths filled in. */
@@ -93,13 +93,10 @@ export async function demoCommand(args: string[], out: NodeJS.WritableStream): P
   const sets: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === "--run-dir") runDir = args[++i] ?? runDir;
+    const used = takeSetOption(args, i, sets);
+    if (used !== undefined) i = used;
+    else if (a === "--run-dir") runDir = args[++i] ?? runDir;
     else if (a === "--steps") steps = `${args[++i]}ba`;
-    else if (a === "--set") {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError("--set needs key=value");
-      sets.push(v);
-    } else if (a.startsWith("--set=")) sets.push(a.slice(6));
     else throw new UsageError(`unknown option ${a}\n${DEMO_USAGE}`);
   }
   const t0 = performance.now();

@@ -49,7 +49,6 @@ export interface PretrainOptions {
 
 async function openLoader(
   cfg: PretrainConfig["train_loader"],
-  c: PretrainConfig,
   tokenizer: TextTokenizer,
   batchSize: number,
   mlmProbability: number,
@@ -71,7 +70,6 @@ async function openLoader(
     vocabSize: tokenizer.vocabSize,
     specialIds: tokenizer.specialIds,
   });
-  void c;
   return new MlmDataLoader<MlmBatch>({
     dataset,
     collator: collator as unknown as { collate(s: never): MlmBatch },
@@ -140,11 +138,10 @@ export async function runPretrain(c: PretrainConfig, opts: PretrainOptions = {})
   const tokenizer = await loadTokenizer(c.tokenizer_name);
   const worldSize = 1;
   const batchSize = c.global_train_batch_size / worldSize;
-  const train = await openLoader(c.train_loader, c, tokenizer, batchSize, c.mlm_probability, c.seed);
+  const train = await openLoader(c.train_loader, tokenizer, batchSize, c.mlm_probability, c.seed);
   const evalLoader = c.eval_loader
     ? await openLoader(
         c.eval_loader,
-        c,
         tokenizer,
         c.device_eval_batch_size ?? batchSize,
         c.eval_loader.dataset.mlm_probability ?? 0.15,
@@ -164,7 +161,6 @@ export async function runPretrain(c: PretrainConfig, opts: PretrainOptions = {})
   if (c.loggers?.tensorboard)
     loggers.push(new TensorBoardLogger(path.join(runDir, c.loggers.tensorboard.log_dir ?? "tb")));
   const clip = c.algorithms?.gradient_clipping?.clipping_threshold;
-  const saveFolder = c.save_folder ? c.save_folder.replaceAll("{run_name}", runName) : undefined;
   const trainer = new Trainer({
     model: task,
     trainDataloader: mlmDataSpec(train),
@@ -182,7 +178,8 @@ export async function runPretrain(c: PretrainConfig, opts: PretrainOptions = {})
     seed: c.seed,
     runName,
     runDir,
-    saveFolder: saveFolder ?? (c.save_interval ? path.join(runDir, "checkpoints") : undefined),
+    // Without save_folder, the Trainer saves under <runDir>/checkpoints when save_interval is set.
+    saveFolder: c.save_folder ? c.save_folder.replaceAll("{run_name}", runName) : undefined,
     saveInterval: c.save_interval,
     saveNumCheckpointsToKeep: c.save_num_checkpoints_to_keep,
     saveOverwrite: c.save_overwrite,
@@ -217,16 +214,32 @@ Pretrains a BERT/MosaicBERT model with the recipe in <config.yaml> (the keys of
 mosaicml/examples' mosaic-bert-base-uncased.yaml). --set overrides any key,
 e.g. --set optimizer.lr=1e-4 --set max_duration=1000ba.`;
 
+/**
+ * Reads `--set key=value` or `--set=key=value` at `args[i]` into `sets`.
+ * Returns the index of the last argument it used, or undefined when `args[i]` is not a --set.
+ */
+export function takeSetOption(args: string[], i: number, sets: string[]): number | undefined {
+  const a = args[i]!;
+  if (a === "--set") {
+    const v = args[i + 1];
+    if (v === undefined) throw new UsageError("--set needs key=value");
+    sets.push(v);
+    return i + 1;
+  }
+  if (a.startsWith("--set=")) {
+    sets.push(a.slice(6));
+    return i;
+  }
+  return undefined;
+}
+
 export async function pretrainCommand(args: string[], out: NodeJS.WritableStream): Promise<number> {
   const sets: string[] = [];
   const files: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === "--set") {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError("--set needs key=value");
-      sets.push(v);
-    } else if (a.startsWith("--set=")) sets.push(a.slice(6));
+    const used = takeSetOption(args, i, sets);
+    if (used !== undefined) i = used;
     else if (a.startsWith("-")) throw new UsageError(`unknown option ${a}\n${PRETRAIN_USAGE}`);
     else files.push(a);
   }
