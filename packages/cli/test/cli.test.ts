@@ -3,20 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { main } from "../src/index.js";
-
-function sink() {
-  let text = "";
-  const write = (s: string) => {
-    text += s;
-    return true;
-  };
-  return {
-    write,
-    get text() {
-      return text;
-    },
-  } as unknown as NodeJS.WritableStream & { text: string };
-}
+import { sink } from "./sink.js";
 
 describe("mbert", () => {
   it("prints help for the command and each subcommand", async () => {

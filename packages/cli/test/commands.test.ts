@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { main } from "../src/index.js";
+import { sink } from "./sink.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const shared = process.env.MBERT_SHARED ?? path.resolve(repoRoot, "../shared");
@@ -16,19 +17,6 @@ const haveTokenizer = fs.existsSync(tokenizerJson);
 const haveFixture = fs.existsSync(path.join(fixture, "model.safetensors"));
 if (!haveTokenizer) console.warn(`SKIPPED tokenize/shard command tests: no tokenizer at ${tokenizerJson}`);
 if (!haveFixture) console.warn(`SKIPPED check-parity command tests: no fixture at ${fixture}`);
-
-function sink() {
-  let text = "";
-  return {
-    write(s: string) {
-      text += s;
-      return true;
-    },
-    get text() {
-      return text;
-    },
-  } as unknown as NodeJS.WritableStream & { text: string };
-}
 
 async function run(argv: string[]) {
   const out = sink();

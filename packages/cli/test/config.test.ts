@@ -1,7 +1,8 @@
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadPretrainConfig, parsePretrainConfig } from "../src/index.js";
+import { LRMonitor, MemoryMonitor, SpeedMonitor } from "@mbert/train";
+import { ConfigError, callbacksFor, loadPretrainConfig, parsePretrainConfig } from "../src/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const cfg = (name: string) => path.join(root, "examples/configs", name);
@@ -60,9 +61,7 @@ describe("pretrain config", () => {
 });
 
 describe("callbacks from a config", () => {
-  it("builds the memory monitor from `callbacks: { memory_monitor: {} }`", async () => {
-    const { MemoryMonitor, LRMonitor, SpeedMonitor } = await import("@mbert/train");
-    const { callbacksFor } = await import("../src/index.js");
+  it("builds the memory monitor from `callbacks: { memory_monitor: {} }`", () => {
     const base = loadPretrainConfig(cfg("demo.yaml"));
     const c = parsePretrainConfig(
       JSON.stringify({ ...base, callbacks: { memory_monitor: {}, lr_monitor: {} } }),
@@ -70,12 +69,12 @@ describe("callbacks from a config", () => {
     const { speed, callbacks } = callbacksFor(c);
     expect(speed).toBeInstanceOf(SpeedMonitor);
     expect(callbacks.some((cb) => cb instanceof LRMonitor)).toBe(true);
-    const mm = callbacks.find((cb) => cb instanceof MemoryMonitor) as InstanceType<typeof MemoryMonitor>;
+    const mm = callbacks.find((cb) => cb instanceof MemoryMonitor) as MemoryMonitor;
     expect(mm.interval).toBe(1);
     const every = parsePretrainConfig(JSON.stringify(base), {
       sets: ["callbacks.memory_monitor.interval=50"],
     });
-    expect((callbacksFor(every).callbacks.at(-1) as InstanceType<typeof MemoryMonitor>).interval).toBe(50);
+    expect((callbacksFor(every).callbacks.at(-1) as MemoryMonitor).interval).toBe(50);
     expect(issues(JSON.stringify(base), ["callbacks.memory_monitor.interval=0"])).toEqual([
       "callbacks.memory_monitor.interval: got 0; expected an integer >= 1",
     ]);
