@@ -276,7 +276,7 @@ abstract class AdamBase extends BaseOptimizer {
 export class DecoupledAdamW extends AdamBase {
   readonly name = "DecoupledAdamW";
   constructor(params: NamedParams | ParamGroupSpec[], opts: AdamOptions = {}) {
-    super(params, { betas: [0.9, 0.95], ...opts }, 1e-5);
+    super(params, { ...opts, betas: opts.betas ?? [0.9, 0.95] }, 1e-5); // an explicit undefined keeps the default
   }
   protected decayFactor(g: ParamGroup): number {
     if (g.weightDecay === 0) return 0;

@@ -1,6 +1,6 @@
 import { Parameter, fromArray } from "@mbert/tensor";
 import { describe, expect, it } from "vitest";
-import { AdamW, DecoupledAdamW, SGD, clipScale, gradNorm } from "../src/optim.js";
+import { AdamW, DecoupledAdamW, SGD, buildOptimizer, clipScale, gradNorm } from "../src/optim.js";
 
 function param(values: number[], grad: number[]): Parameter {
   const p = new Parameter(fromArray(values, [values.length], { dtype: "float64" }));
@@ -72,6 +72,18 @@ describe("optimizers", () => {
     expect((state.meta.steps as Record<string, number>).w).toBe(3);
     opt.dispose();
     p.dispose();
+  });
+
+  it("a recipe without betas gets each optimizer's own default", () => {
+    const p = () => [["w", param([1], [0.5])] as [string, Parameter]];
+    const d = buildOptimizer("decoupled_adamw", p(), { lr: 0.1 }) as DecoupledAdamW;
+    const a = buildOptimizer("adamw", p(), { lr: 0.1 }) as AdamW;
+    expect(d.betas).toEqual([0.9, 0.95]);
+    expect(a.betas).toEqual([0.9, 0.999]);
+    expect(
+      (buildOptimizer("decoupled_adamw", p(), { lr: 0.1, betas: [0.8, 0.9] }) as DecoupledAdamW).betas,
+    ).toEqual([0.8, 0.9]);
+    for (const o of [d, a]) o.dispose();
   });
 
   it("first DecoupledAdamW step equals the closed form", () => {
