@@ -26,12 +26,13 @@ import {
   type UnpaddedBatch,
   type UnpaddedClassificationBatch,
   type UnpaddedMlmBatch,
+  checkIds,
   unpadBatch,
 } from "./batch.js";
 import { BertEmbeddings, BertEncoder } from "./bert.js";
 import { type BertConfig, type ParamCounts, validateConfig } from "./config.js";
-import { BatchError, TokenIdOutOfRange } from "./errors.js";
-import { type EncoderInputs, disposeInputs, preparePadded, prepareUnpadded } from "./inputs.js";
+import { BatchError } from "./errors.js";
+import { type EncoderInputs, disposeInputs, i32, preparePadded, prepareUnpadded } from "./inputs.js";
 import type { ClassificationModel, MlmModel } from "./protocol.js";
 import { MosaicBertEmbeddings, MosaicBertEncoder, lastLayerSubset } from "./mosaic_bert.js";
 
@@ -272,10 +273,6 @@ export class BertOnlyMLMHead extends nn.Module {
   }
 }
 
-function i32(a: IntArray): Int32Array {
-  return a instanceof Int32Array ? a : Int32Array.from(a as ArrayLike<number>);
-}
-
 export class BertForMaskedLM extends BertPreTrainedModel implements MlmModel {
   readonly bert: BertModel;
   readonly cls: BertOnlyMLMHead;
@@ -352,11 +349,7 @@ export class BertForMaskedLM extends BertPreTrainedModel implements MlmModel {
         `labels holds ${labels.length} entries, maskedPositions ${x.maskedRowsHost!.length}`,
       );
     }
-    for (let i = 0; i < labels.length; i++) {
-      const l = labels[i]!;
-      if (!(l >= 0 && l < this.config.vocabSize))
-        throw new TokenIdOutOfRange("labels", i, l, this.config.vocabSize);
-    }
+    checkIds("labels", labels, this.config.vocabSize);
     let hidden: Tensor | undefined;
     let masked: Tensor;
     if (this.family === "mosaic" && !opts.outputHiddenStates) {
@@ -368,7 +361,6 @@ export class BertForMaskedLM extends BertPreTrainedModel implements MlmModel {
       } finally {
         s.subset.dispose();
         s.maskedInSubset.dispose();
-        s.clsInSubset.dispose();
       }
     } else {
       hidden = this.bert.forward(x);
@@ -476,7 +468,6 @@ export class BertForSequenceClassification extends BertPreTrainedModel implement
   }
 }
 
-export type BertForPretraining = BertForMaskedLM;
 export type AnyBertModel = BertForMaskedLM | BertForSequenceClassification;
 
 /** A model of the given head, freshly initialized. */

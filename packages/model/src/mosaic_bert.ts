@@ -145,22 +145,18 @@ export class MosaicBertEncoder extends nn.Module {
 
 /**
  * The reference's subset for the last layer: masked tokens and each
- * sequence's first token, ascending; and where, within it, the masked rows
- * and the [CLS] rows sit.
+ * sequence's first token, ascending; and where, within it, the masked rows sit.
  */
 export function lastLayerSubset(
   maskedRows: Int32Array,
   clsRows: Int32Array,
   device: "cpu" | "cuda",
-): { subset: Tensor; maskedInSubset: Tensor; clsInSubset: Tensor; size: number } {
+): { subset: Tensor; maskedInSubset: Tensor } {
   const rows = [...new Set([...maskedRows, ...clsRows])].sort((a, b) => a - b);
   const where = new Map(rows.map((r, i) => [r, i]));
   const masked = Int32Array.from(maskedRows, (r) => where.get(r)!);
-  const cls = Int32Array.from(clsRows, (r) => where.get(r)!);
   return {
     subset: fromArray(Int32Array.from(rows), [rows.length], { dtype: "int32", device }),
     maskedInSubset: fromArray(masked, [masked.length], { dtype: "int32", device }),
-    clsInSubset: fromArray(cls, [cls.length], { dtype: "int32", device }),
-    size: rows.length,
   };
 }
