@@ -102,69 +102,45 @@ export type PresetName =
   | "mosaic-bert-large"
   | "mosaic-bert-tiny";
 
+type Sizes = Pick<BertConfig, "hiddenSize" | "numHiddenLayers" | "numAttentionHeads" | "intermediateSize">;
+
+// intermediateSize is 4 x hidden (MosaicBERT's gated_layers are [2 x intermediate, hidden]: GeGLU gate and value).
+const BASE_SIZES: Sizes = {
+  hiddenSize: 768,
+  numHiddenLayers: 12,
+  numAttentionHeads: 12,
+  intermediateSize: 3072,
+};
+const LARGE_SIZES: Sizes = {
+  hiddenSize: 1024,
+  numHiddenLayers: 24,
+  numAttentionHeads: 16,
+  intermediateSize: 4096,
+};
+const TINY: Sizes & Pick<BertConfig, "vocabSize" | "maxPositionEmbeddings"> = {
+  vocabSize: 512,
+  hiddenSize: 64,
+  numHiddenLayers: 2,
+  numAttentionHeads: 4,
+  intermediateSize: 128,
+  maxPositionEmbeddings: 64,
+};
+
+const BERT_VOCAB = 30522; // WordPiece vocabulary of bert-base-uncased
+const MOSAIC_VOCAB = 30528; // 30522 rounded up to a multiple of 64 for GEMM speed
+// The fused attention kernel has no dropout.
+const MOSAIC = { family: "mosaic", attentionProbsDropoutProb: 0 } as const;
+
 /** Named configurations. Tiny ones match the parity fixtures' sizes. */
 export const PRESETS: Record<PresetName, BertConfig> = {
   // The paper's baseline: bert-base-uncased (110M parameters).
-  "bert-base": {
-    ...BASE,
-    family: "bert",
-    vocabSize: 30522, // WordPiece vocabulary of bert-base-uncased
-    hiddenSize: 768,
-    numHiddenLayers: 12,
-    numAttentionHeads: 12,
-    intermediateSize: 3072, // 4 x hidden
-  },
-  "bert-large": {
-    ...BASE,
-    family: "bert",
-    vocabSize: 30522,
-    hiddenSize: 1024,
-    numHiddenLayers: 24,
-    numAttentionHeads: 16,
-    intermediateSize: 4096,
-  },
-  "bert-tiny": {
-    ...BASE,
-    family: "bert",
-    vocabSize: 512,
-    hiddenSize: 64,
-    numHiddenLayers: 2,
-    numAttentionHeads: 4,
-    intermediateSize: 128,
-    maxPositionEmbeddings: 64,
-  },
+  "bert-base": { ...BASE, family: "bert", vocabSize: BERT_VOCAB, ...BASE_SIZES },
+  "bert-large": { ...BASE, family: "bert", vocabSize: BERT_VOCAB, ...LARGE_SIZES },
+  "bert-tiny": { ...BASE, family: "bert", ...TINY },
   // MosaicBERT-Base (137M parameters with the MLM head).
-  "mosaic-bert-base": {
-    ...BASE,
-    family: "mosaic",
-    vocabSize: 30528, // 30522 rounded up to a multiple of 64 for GEMM speed
-    hiddenSize: 768,
-    numHiddenLayers: 12,
-    numAttentionHeads: 12,
-    intermediateSize: 3072, // gated_layers is [2 x 3072, 768]: GeGLU gate and value
-    attentionProbsDropoutProb: 0, // the fused attention kernel has no dropout
-  },
-  "mosaic-bert-large": {
-    ...BASE,
-    family: "mosaic",
-    vocabSize: 30528, // 30522 rounded up to a multiple of 64 for GEMM speed
-    hiddenSize: 1024,
-    numHiddenLayers: 24,
-    numAttentionHeads: 16,
-    intermediateSize: 4096,
-    attentionProbsDropoutProb: 0,
-  },
-  "mosaic-bert-tiny": {
-    ...BASE,
-    family: "mosaic",
-    vocabSize: 512,
-    hiddenSize: 64,
-    numHiddenLayers: 2,
-    numAttentionHeads: 4,
-    intermediateSize: 128,
-    maxPositionEmbeddings: 64,
-    attentionProbsDropoutProb: 0,
-  },
+  "mosaic-bert-base": { ...BASE, ...MOSAIC, vocabSize: MOSAIC_VOCAB, ...BASE_SIZES },
+  "mosaic-bert-large": { ...BASE, ...MOSAIC, vocabSize: MOSAIC_VOCAB, ...LARGE_SIZES },
+  "mosaic-bert-tiny": { ...BASE, ...MOSAIC, ...TINY },
 };
 
 /** A preset by name, with fields overridden. */

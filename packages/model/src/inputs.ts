@@ -45,18 +45,19 @@ export interface EncoderInputs {
   owned: Tensor[];
 }
 
-function i32(a: IntArray): Int32Array {
+/** The ids as an Int32Array (the array itself when it already is one). */
+export function i32(a: IntArray): Int32Array {
   return a instanceof Int32Array ? a : Int32Array.from(a as ArrayLike<number>);
 }
 
-function upload(a: Int32Array, device: Device, owned: Tensor[]): Tensor {
-  const t = fromArray(a, [a.length], { dtype: "int32", device });
-  owned.push(t);
-  return t;
-}
-
-function uploadF32(a: Float32Array, device: Device, owned: Tensor[]): Tensor {
-  const t = fromArray(a, [a.length], { dtype: "float32", device });
+/** An int32 or float32 tensor of `a` on `device`, disposed with the inputs. */
+function upload(
+  a: Int32Array | Float32Array,
+  device: Device,
+  owned: Tensor[],
+  shape: number[] = [a.length],
+): Tensor {
+  const t = fromArray(a, shape, { dtype: a instanceof Float32Array ? "float32" : "int32", device });
   owned.push(t);
   return t;
 }
@@ -106,7 +107,7 @@ export function prepareUnpadded(
     maskedRows: maskedRowsHost ? upload(maskedRowsHost, device, owned) : null,
     maskedRowsHost,
     computeDType: opts.computeDType,
-    alibiSlopes: opts.alibi ? uploadF32(alibiSlopes(config.numAttentionHeads), device, owned) : null,
+    alibiSlopes: opts.alibi ? upload(alibiSlopes(config.numAttentionHeads), device, owned) : null,
     owned,
   };
 }
@@ -149,8 +150,7 @@ export function preparePadded(
   const clsRowsHost = new Int32Array(B);
   for (let b = 0; b < B; b++) clsRowsHost[b] = b * S;
   const owned: Tensor[] = [];
-  const keyMask = fromArray(mask, [B, S], { dtype: "float32", device });
-  owned.push(keyMask);
+  const keyMask = upload(mask, device, owned, [B, S]);
   return {
     inputIds: upload(ids, device, owned),
     tokenTypeIds: upload(tt, device, owned),

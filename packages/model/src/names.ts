@@ -42,6 +42,3 @@ export const TIED_DECODER_WEIGHT = "cls.predictions.decoder.weight";
 export function decoderBiasName(family: ModelFamily): string {
   return family === "mosaic" ? "cls.predictions.decoder.bias" : "cls.predictions.bias";
 }
-
-/** Other names a checkpoint may use for a parameter (HF writes both aliases of the decoder bias at times). */
-export const DECODER_BIAS_ALIASES = ["cls.predictions.bias", "cls.predictions.decoder.bias"];

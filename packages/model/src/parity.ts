@@ -76,6 +76,15 @@ function forward(
   return model.forward(u.batch, opts);
 }
 
+/** The loss of the case's labelled batch, with its gradients accumulated into the model. */
+function lossAndBackward(model: AnyBertModel, c: ParityCase, layout: "padded" | "unpadded"): number {
+  return tidy(() => {
+    const out = forward(model, c, true, layout);
+    out.loss!.backward();
+    return out.loss!.item();
+  });
+}
+
 function floats(t: Tensor): Float64Array {
   const d = t.dtype === "bfloat16" ? t.castTo("float32") : t;
   const out = Float64Array.from(d.data() as Float32Array | Float64Array);
@@ -163,11 +172,7 @@ export function checkParity(caseDir: string, opts: ParityOptions = {}): ParityRe
 
     // 2. Loss and gradients.
     model.zeroGrad();
-    const loss = tidy(() => {
-      const out = forward(model, c, true, layout);
-      out.loss!.backward();
-      return out.loss!.item();
-    });
+    const loss = lossAndBackward(model, c, layout);
     // A few gradients are zero in exact arithmetic (the attention key bias:
     // softmax ignores a shift shared by all keys), so the reference holds
     // float64 round-off (~1e-20) there and a relative error means nothing.
@@ -214,13 +219,7 @@ export function checkParity(caseDir: string, opts: ParityOptions = {}): ParityRe
     try {
       for (let step = 1; step <= c.adamw.steps; step++) {
         model.zeroGrad();
-        losses.push(
-          tidy(() => {
-            const out = forward(model, c, true, layout);
-            out.loss!.backward();
-            return out.loss!.item();
-          }),
-        );
+        losses.push(lossAndBackward(model, c, layout));
         adamwStep(model, state, step, c.adamw);
       }
     } finally {
@@ -276,17 +275,19 @@ export async function checkParityCommand(
   let computeDType: "float32" | "bfloat16" | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    // The value of `--name=value` or `--name value`.
+    const value = () => (a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i]);
     if (a === "--device" || a.startsWith("--device=")) {
-      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
+      const v = value();
       if (v !== "cpu" && v !== "cuda") return usage(out, `--device must be cpu or cuda, got ${v}`);
       device = v;
     } else if (a === "--layout" || a.startsWith("--layout=")) {
-      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
+      const v = value();
       if (v !== "padded" && v !== "unpadded")
         return usage(out, `--layout must be padded or unpadded, got ${v}`);
       layout = v;
     } else if (a === "--dtype" || a.startsWith("--dtype=")) {
-      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
+      const v = value();
       if (v !== "float32" && v !== "bfloat16")
         return usage(out, `--dtype must be float32 or bfloat16, got ${v}`);
       computeDType = v;

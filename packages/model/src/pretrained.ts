@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { type DType, type Device, type Tensor, fromArray, noGrad } from "@mbert/tensor";
 import { type BertConfig, type ModelFamily, readConfig, writeConfig } from "./config.js";
 import { CheckpointError, StateDictMismatch, type StateDictReport } from "./errors.js";
-import { type AnyBertModel, BertForMaskedLM, BertForSequenceClassification, createModel } from "./model.js";
+import { type AnyBertModel, BertForSequenceClassification, createModel } from "./model.js";
 import {
   TIED_DECODER_WEIGHT,
   decoderBiasName,
@@ -42,7 +42,7 @@ export function normalizeStateDict<T>(sd: Map<string, T>, family: ModelFamily): 
     out.set(k, v);
   }
   const want = decoderBiasName(family);
-  const other = want === "cls.predictions.bias" ? "cls.predictions.decoder.bias" : "cls.predictions.bias";
+  const other = decoderBiasName(family === "mosaic" ? "bert" : "mosaic");
   if (out.has(other)) {
     if (!out.has(want)) out.set(want, out.get(other)!);
     out.delete(other);
@@ -241,5 +241,3 @@ export function savePretrained(model: AnyBertModel, dir: string): void {
   };
   writeConfig(path.join(dir, "config.json"), config);
 }
-
-export { BertForMaskedLM, BertForSequenceClassification };

@@ -12,6 +12,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { numel } from "@mbert/tensor";
 import { SafetensorsError } from "./errors.js";
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "F64" | "I32" | "I64";
@@ -47,12 +48,6 @@ interface HeaderEntry {
 }
 
 const MAX_HEADER_BYTES = 100 * 1024 * 1024; // the reference implementation's limit
-
-function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
 
 /** Parses and validates the header of a file of `fileBytes` bytes. */
 function parseHeader(
@@ -181,25 +176,30 @@ function toArray(dtype: SafetensorsDtype, bytes: Buffer): SafetensorsArray {
   }
 }
 
+/** Reads and validates the header of the open file `fd`. */
+function parseFileHeader(file: string, fd: number): ReturnType<typeof parseHeader> {
+  const size = fs.fstatSync(fd).size;
+  const len = Buffer.alloc(8);
+  fs.readSync(fd, len, 0, Math.min(8, size), 0);
+  return parseHeader(
+    file,
+    len,
+    (n) => {
+      const b = Buffer.alloc(n);
+      fs.readSync(fd, b, 0, n, 8);
+      return b;
+    },
+    size,
+  );
+}
+
 /** Lists the tensors of a file (name -> dtype, shape) after validating its header. */
 export function readSafetensorsHeader(
   file: string,
 ): Map<string, { dtype: SafetensorsDtype; shape: number[] }> {
   const fd = fs.openSync(file, "r");
   try {
-    const size = fs.fstatSync(fd).size;
-    const len = Buffer.alloc(8);
-    fs.readSync(fd, len, 0, Math.min(8, size), 0);
-    const { entries } = parseHeader(
-      file,
-      len,
-      (n) => {
-        const b = Buffer.alloc(n);
-        fs.readSync(fd, b, 0, n, 8);
-        return b;
-      },
-      size,
-    );
+    const { entries } = parseFileHeader(file, fd);
     return new Map([...entries].map(([k, e]) => [k, { dtype: e.dtype, shape: e.shape }]));
   } finally {
     fs.closeSync(fd);
@@ -210,19 +210,7 @@ export function readSafetensorsHeader(
 export function readSafetensors(file: string): SafetensorsContents {
   const fd = fs.openSync(file, "r");
   try {
-    const size = fs.fstatSync(fd).size;
-    const len = Buffer.alloc(8);
-    fs.readSync(fd, len, 0, Math.min(8, size), 0);
-    const { entries, metadata, dataStart } = parseHeader(
-      file,
-      len,
-      (n) => {
-        const b = Buffer.alloc(n);
-        fs.readSync(fd, b, 0, n, 8);
-        return b;
-      },
-      size,
-    );
+    const { entries, metadata, dataStart } = parseFileHeader(file, fd);
     const tensors = new Map<string, SafetensorsEntry>();
     for (const [name, e] of entries) {
       const bytes = Buffer.alloc(e.end - e.begin);
