@@ -22,9 +22,9 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mbert-cfg-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe("BertConfig", () => {
-  it("round-trips every fixture config.json key for key, unknown keys included", () => {
+  it("round-trips every fixture config.json key for key, unknown keys included", ({ skip }) => {
     const dir = fixturesDir();
-    if (dir === undefined) return;
+    if (dir === undefined) return skip();
     for (const name of fs.readdirSync(dir)) {
       const file = path.join(dir, name, "config.json");
       if (!fs.existsSync(file)) continue;
