@@ -159,6 +159,19 @@ export function evaluateExamples(
   return values;
 }
 
+/** The task's metrics on each evaluation set, by split name. */
+function evaluateSets(
+  glueModel: GlueModel,
+  evalSets: Map<string, EncodedExample[]>,
+  collator: ClassificationCollator,
+  batchSize: number,
+): Record<string, Record<string, number>> {
+  const metrics: Record<string, Record<string, number>> = {};
+  for (const [split, examples] of evalSets)
+    metrics[split] = evaluateExamples(glueModel, examples, collator, batchSize);
+  return metrics;
+}
+
 function buildModel(
   src: ModelSource,
   task: GlueTask,
@@ -234,20 +247,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   let keep = false;
   try {
     const glueModel = new GlueModel(model, task, { layout: opts.layout });
-    const loader = new ArrayDataLoader<EncodedExample, GlueBatch>({
-      samples: trainSet,
-      batchSize,
-      collate: (items) => collator.collate(items),
-      shuffle: true,
-      seed,
-      dropLast: false,
-    });
-    const trainSpec: DataSpec<GlueBatch> = {
-      dataloader: loader,
-      numSamples: (b) => b.numSequences,
-      numTokens: (b) => b.numTokens,
-      splitBatch: splitGlueBatch,
-    };
+    const trainSpec = dataSpec(trainSet, collator, batchSize, { shuffle: true, seed });
     // The recipe's optimizer: DecoupledAdamW, betas (0.9, 0.98), eps 1e-6, weight decay lr/10 on every parameter.
     const optimizer = new DecoupledAdamW([{ params: model.namedParameters(), weightDecay }], {
       lr,
@@ -258,7 +258,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     const evaluators = opts.evalInterval
       ? [...evalSets].map(([split, examples]) => ({
           label: split,
-          data: evalSpec(examples, collator, batchSize),
+          data: dataSpec(examples, collator, batchSize, { shuffle: false }),
         }))
       : undefined;
     const trainer = new Trainer({
@@ -281,9 +281,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     const trainSeconds = (performance.now() - t0) / 1000;
     optimizer.dispose();
     const t1 = performance.now();
-    const metrics: Record<string, Record<string, number>> = {};
-    for (const [split, examples] of evalSets)
-      metrics[split] = evaluateExamples(glueModel, examples, collator, batchSize);
+    const metrics = evaluateSets(glueModel, evalSets, collator, batchSize);
     const evalSeconds = (performance.now() - t1) / 1000;
     if (opts.saveDir) savePretrained(model, opts.saveDir);
     const result: FinetuneResult = {
@@ -317,16 +315,18 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   }
 }
 
-function evalSpec(
+/** Batches of `batchSize` tokenized examples (the last one may be short), for the Trainer. */
+function dataSpec(
   examples: EncodedExample[],
   collator: ClassificationCollator,
   batchSize: number,
+  order: { shuffle: boolean; seed?: number },
 ): DataSpec<GlueBatch> {
   const loader = new ArrayDataLoader<EncodedExample, GlueBatch>({
     samples: examples,
     batchSize,
     collate: (items) => collator.collate(items),
-    shuffle: false,
+    ...order,
     dropLast: false,
   });
   return {
@@ -390,9 +390,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<TaskResult> {
   try {
     const glueModel = new GlueModel(model, task, { layout: opts.layout });
     const t0 = performance.now();
-    const metrics: Record<string, Record<string, number>> = {};
-    for (const [split, examples] of evalSets)
-      metrics[split] = evaluateExamples(glueModel, examples, collator, batchSize);
+    const metrics = evaluateSets(glueModel, evalSets, collator, batchSize);
     log(`${task.displayName}: ${formatMetrics(metrics)}`);
     return {
       task: task.name,

@@ -10,6 +10,8 @@ import * as path from "node:path";
 import {
   type BertConfig,
   type BertForSequenceClassification,
+  type ModelFamily,
+  type SafetensorsEntry,
   type StateDictReport,
   createModel,
   detectFamily,
@@ -54,6 +56,19 @@ function isHeadKey(k: string): boolean {
   return k.startsWith("cls.") || k.startsWith("classifier.");
 }
 
+/** The weights of checkpoint folder `dir` (Composer prefix stripped) and the family they are of. */
+function readWeights(dir: string): { weights: Map<string, SafetensorsEntry>; family: ModelFamily } {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new GlueCheckpointError(dir, "is not a folder; expected config.json and model.safetensors in it");
+  }
+  const weights = stripComposerPrefix(readCheckpointWeights(dir));
+  const family = detectFamily(weights.keys());
+  if (family === undefined) {
+    throw new GlueCheckpointError(dir, "holds neither BERT nor MosaicBERT encoder weights");
+  }
+  return { weights, family };
+}
+
 /**
  * A BertForSequenceClassification with the encoder (and pooler, when present)
  * of the checkpoint folder `dir` (config.json + model.safetensors, either
@@ -63,14 +78,7 @@ export function loadClassifierFromPretrained(
   dir: string,
   opts: LoadClassifierOptions,
 ): { model: BertForSequenceClassification; report: ClassifierLoadReport } {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new GlueCheckpointError(dir, "is not a folder; expected config.json and model.safetensors in it");
-  }
-  const weights = stripComposerPrefix(readCheckpointWeights(dir));
-  const family = detectFamily(weights.keys());
-  if (family === undefined) {
-    throw new GlueCheckpointError(dir, "holds neither BERT nor MosaicBERT encoder weights");
-  }
+  const { weights, family } = readWeights(dir);
   const ignored: string[] = [];
   for (const k of [...weights.keys()]) {
     if (isHeadKey(k)) {
@@ -120,14 +128,7 @@ export function loadFinetunedClassifier(
   task: GlueTask,
   opts: { device?: "cpu" | "cuda" } = {},
 ): BertForSequenceClassification {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new GlueCheckpointError(dir, "is not a folder; expected config.json and model.safetensors in it");
-  }
-  const weights = stripComposerPrefix(readCheckpointWeights(dir));
-  const family = detectFamily(weights.keys());
-  if (family === undefined) {
-    throw new GlueCheckpointError(dir, "holds neither BERT nor MosaicBERT encoder weights");
-  }
+  const { weights, family } = readWeights(dir);
   if (![...weights.keys()].some((k) => k.startsWith("classifier."))) {
     throw new GlueCheckpointError(
       dir,

@@ -1,8 +1,8 @@
 // Results across tasks: a table for people, JSON for machines, and the GLUE
 // score (see GLUE_SCORE_PARTS for exactly what it averages).
 
-import * as fs from "node:fs";
 import * as path from "node:path";
+import { writeFileAtomic } from "@mbert/model";
 import { GLUE_SCORE_PARTS, taskScore } from "./metrics.js";
 import { GLUE_TASK_NAMES, GLUE_TASKS, type GlueTaskName } from "./tasks.js";
 
@@ -112,10 +112,7 @@ export function formatReportTable(report: GlueReport): string {
 
 /** Writes `glue-report.json` into `dir` (created); returns its path. */
 export function writeReport(report: GlueReport, dir: string): string {
-  fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, "glue-report.json");
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(report, null, 2)}\n`);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, `${JSON.stringify(report, null, 2)}\n`);
   return file;
 }

@@ -129,6 +129,10 @@ describe("finetune", () => {
       /batchSize must be a positive integer/,
     );
     await expect(finetune({ ...base })).rejects.toMatchObject({ code: "GLUE_FILE_MISSING" });
+    writeSignalSst2(base.dataDir, 8, 4);
+    await expect(finetune({ ...base })).rejects.toThrowError(
+      /give exactly one of checkpoint, model or config/,
+    );
   });
 });
 
