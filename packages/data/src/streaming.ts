@@ -12,17 +12,17 @@
 // resume state is just { epoch, sampleOffset }.
 
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CacheFullError, DataUsageError, IndexInvalid, ShardMissing, TokenizerMismatch } from "./errors.js";
-import { tempPathFor } from "./fsutil.js";
+import { CacheFullError, DataUsageError, ShardMissing, TokenizerMismatch } from "./errors.js";
+import { writeFileAtomic } from "./fsutil.js";
 import { type RetryOptions, fetchBytes } from "./remote.js";
 import { permutation } from "./rng.js";
-import { type ShardData, type ShardIndex, decodeShard, parseIndex } from "./shard-format.js";
+import { type ShardData, type ShardIndex, parseIndex } from "./shard-format.js";
 import type { TextTokenizer } from "./tokenizer.js";
-import { checkShardBytes } from "./verify.js";
+import { checkShardBytes, decodeShardEntry, readShardIndex } from "./verify.js";
 
 /** One sample handed to a collator. `inputIds` is a view into shard memory: do not write to it. */
 export interface SampleRef {
@@ -176,6 +176,8 @@ export class StreamingDataset implements SampleDataset {
   /** Cached files being read right now (never evicted). */
   private readonly reading = new Set<number>();
   private readonly orders = new Map<number, EpochOrder>();
+  /** starts[i] = global sample id of shard i's first sample (index order); length numShards + 1. */
+  private readonly starts: Float64Array;
   private clock = 0;
   private lastPrefetch = "";
   private closed = false;
@@ -198,6 +200,10 @@ export class StreamingDataset implements SampleDataset {
     this.shuffle = opts.shuffle ?? true;
     this.blockSize = Math.max(1, opts.shuffleBlockSize ?? 65536);
     this.numSamples = index.samples;
+    this.starts = new Float64Array(index.shards.length + 1);
+    index.shards.forEach((e, k) => {
+      this.starts[k + 1] = this.starts[k]! + e.samples;
+    });
     if (index.raw_text && !opts.tokenizer)
       throw new DataUsageError(
         `${opts.source}: raw-text shards need the tokenizer option to be read as token ids`,
@@ -211,18 +217,7 @@ export class StreamingDataset implements SampleDataset {
     let cacheDir: string | null = null;
     let owns = false;
     if (loc.kind === "local") {
-      const file = join(loc.dir, "index.json");
-      let text: string;
-      try {
-        text = await readFile(file, "utf8");
-      } catch (err) {
-        throw new IndexInvalid(
-          file,
-          `cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-          err,
-        );
-      }
-      index = parseIndex(text, file);
+      index = await readShardIndex(loc.dir);
     } else {
       const url = `${loc.base}/index.json`;
       const bytes = await fetchBytes(url, opts);
@@ -255,19 +250,7 @@ export class StreamingDataset implements SampleDataset {
   /** Global sample id (position in index order) at epoch position p. */
   sampleIdAt(epoch: number, p: number): number {
     this.order(epoch).locate(p, this.tmp);
-    return this.shardStart(this.tmp.shard) + this.tmp.row;
-  }
-
-  private starts: Float64Array | null = null;
-  private shardStart(i: number): number {
-    if (!this.starts) {
-      const s = new Float64Array(this.index.shards.length + 1);
-      this.index.shards.forEach((e, k) => {
-        s[k + 1] = s[k]! + e.samples;
-      });
-      this.starts = s;
-    }
-    return this.starts[i]!;
+    return this.starts[this.tmp.shard]! + this.tmp.row;
   }
 
   async fetch(epoch: number, positions: ArrayLike<number>): Promise<SampleRef[]> {
@@ -303,7 +286,7 @@ export class StreamingDataset implements SampleDataset {
   }
 
   private ref(d: ShardData, shard: number, row: number, epoch: number): SampleRef {
-    const key = this.shardStart(shard) + row;
+    const key = this.starts[shard]! + row;
     if (d.text) {
       const e = this.opts.tokenizer!.encode(d.text(row), null, { maxLength: this.index.max_seq_len });
       return { inputIds: Int32Array.from(e.ids), tokenTypeIds: null, key, epoch };
@@ -352,17 +335,15 @@ export class StreamingDataset implements SampleDataset {
   }
 
   /**
-   * Bytes of shard i, verified against index.json. Local sources read the file;
-   * remote sources read the cached copy, or download (with retries, verified
-   * before it is written) into the cache.
+   * Shard i, verified against index.json and decoded. Local sources read the
+   * file; remote sources read the cached copy, or download (with retries, size
+   * and sha256 verified before it is written) into the cache.
    */
-  private async shardBytes(i: number): Promise<Uint8Array> {
+  private async shardData(i: number): Promise<ShardData> {
     const entry = this.index.shards[i]!;
     if (this.loc.kind === "local") {
       try {
-        const bytes = await readFile(join(this.loc.dir, entry.file));
-        checkShardBytes(bytes, entry, this.index);
-        return bytes;
+        return checkShardBytes(await readFile(join(this.loc.dir, entry.file)), entry, this.index);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT")
           throw new ShardMissing(entry.file, this.loc.dir);
@@ -375,9 +356,7 @@ export class StreamingDataset implements SampleDataset {
       cached.lastUse = ++this.clock;
       this.reading.add(i);
       try {
-        const bytes = await readFile(path);
-        checkShardBytes(bytes, entry, this.index);
-        return bytes;
+        return checkShardBytes(await readFile(path), entry, this.index);
       } catch {
         // Evicted by another reader sharing the cache, or a corrupt copy: download afresh.
         this.onDisk.delete(i);
@@ -393,12 +372,9 @@ export class StreamingDataset implements SampleDataset {
         bytes: entry.bytes,
         sha256: entry.sha256,
       });
-      const tmp = tempPathFor(path);
-      await writeFile(tmp, bytes);
-      await rename(tmp, path);
+      await writeFileAtomic(path, bytes);
       this.onDisk.set(i, { bytes: entry.bytes, lastUse: ++this.clock });
-      checkShardBytes(bytes, entry, this.index);
-      return bytes;
+      return decodeShardEntry(bytes, entry, this.index);
     } finally {
       this.reserved.delete(i);
       this.releaseHooks.get(i)?.();
@@ -440,7 +416,7 @@ export class StreamingDataset implements SampleDataset {
           done = r;
         });
         this.reserved.set(i, { bytes, settled });
-        // Resolved when the download ends (see the finally in shardBytes).
+        // Resolved when the download ends (see the finally in shardData).
         this.releaseHooks.set(i, done);
         return;
       }
@@ -472,8 +448,7 @@ export class StreamingDataset implements SampleDataset {
     let p = this.loading.get(i);
     if (!p) {
       p = (async () => {
-        const bytes = await this.shardBytes(i);
-        const data = decodeShard(bytes, this.index.shards[i]!.file);
+        const data = await this.shardData(i);
         const l: Loaded = { data, refs: 0, lastUse: ++this.clock };
         this.loaded.set(i, l);
         this.trimMemory();
@@ -555,9 +530,8 @@ export function numBatches(o: Omit<PartitionOptions, "rank">): number {
 }
 
 /** Epoch positions of rank-local batch `b` (see numBatches). */
-export function batchPositions(o: PartitionOptions, b: number, out?: number[]): number[] {
-  const res = out ?? [];
-  res.length = 0;
+export function batchPositions(o: PartitionOptions, b: number): number[] {
+  const res: number[] = [];
   const W = o.worldSize;
   const start = o.sampleOffset + b * W * o.batchSize + o.rank;
   const end = Math.min(o.numSamples, o.sampleOffset + (b + 1) * W * o.batchSize);

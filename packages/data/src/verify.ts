@@ -13,7 +13,7 @@ import {
   TokenizerMismatch,
 } from "./errors.js";
 import { sha256Bytes } from "./hash.js";
-import { type ShardIndex, decodeShard, parseIndex } from "./shard-format.js";
+import { type ShardData, type ShardEntry, type ShardIndex, decodeShard, parseIndex } from "./shard-format.js";
 
 export interface VerifyResult {
   shards: number;
@@ -43,15 +43,19 @@ export async function readShardIndex(dir: string): Promise<ShardIndex> {
   return parseIndex(text, file);
 }
 
-/** Check one shard's bytes against its index entry; throws the typed error naming the file. */
-export function checkShardBytes(
-  bytes: Uint8Array,
-  entry: ShardIndex["shards"][number],
-  index: ShardIndex,
-): void {
+/**
+ * Check one shard's bytes against its index entry and return them decoded;
+ * throws the typed error naming the file.
+ */
+export function checkShardBytes(bytes: Uint8Array, entry: ShardEntry, index: ShardIndex): ShardData {
   if (bytes.length !== entry.bytes) throw new ShardSizeMismatch(entry.file, entry.bytes, bytes.length);
   const h = sha256Bytes(bytes);
   if (h !== entry.sha256) throw new ShardHashMismatch(entry.file, entry.sha256, h);
+  return decodeShardEntry(bytes, entry, index);
+}
+
+/** Decode bytes whose size and sha256 already match the entry, checking the sample and token counts. */
+export function decodeShardEntry(bytes: Uint8Array, entry: ShardEntry, index: ShardIndex): ShardData {
   const data = decodeShard(bytes, entry.file);
   if (data.numSamples !== entry.samples)
     throw new ShardCorrupt(entry.file, `holds ${data.numSamples} samples, index.json says ${entry.samples}`);
@@ -60,6 +64,7 @@ export function checkShardBytes(
     if (tokens !== entry.tokens)
       throw new ShardCorrupt(entry.file, `holds ${tokens} tokens, index.json says ${entry.tokens}`);
   }
+  return data;
 }
 
 /**
