@@ -12,8 +12,6 @@ export interface TokenizeJobConfig {
 }
 
 export interface ChunkDoc {
-  /** Split the document goes to (0 = train / the only split, 1 = val). */
-  split: number;
   segments: string[];
 }
 
@@ -25,8 +23,6 @@ export interface ChunkResult {
   lengths: Int32Array;
   /** All tokens of all samples, in order. */
   values: Int32Array;
-  /** Segments that tokenized to nothing (e.g. only control characters). */
-  emptySegments: number;
   /** UTF-8 bytes of text tokenized. */
   textBytes: number;
 }
@@ -46,7 +42,6 @@ export class ChunkTokenizer {
     const docSamples = new Int32Array(docs.length);
     const lengths: number[] = [];
     const values: number[] = [];
-    let emptySegments = 0;
     let textBytes = 0;
     const emit = (ids: number[]): void => {
       const e = this.tok.assemble(ids, null).ids;
@@ -59,10 +54,7 @@ export class ChunkTokenizer {
       for (const seg of docs[d]!.segments) {
         textBytes += Buffer.byteLength(seg);
         const ids = this.tok.tokenizeToIds(seg);
-        if (ids.length === 0) {
-          emptySegments++;
-          continue;
-        }
+        if (ids.length === 0) continue;
         if (!this.cfg.pack) {
           emit(ids.length > this.budget ? ids.slice(0, this.budget) : ids);
           continue;
@@ -88,7 +80,6 @@ export class ChunkTokenizer {
       docSamples,
       lengths: Int32Array.from(lengths),
       values: Int32Array.from(values),
-      emptySegments,
       textBytes,
     };
   }

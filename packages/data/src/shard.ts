@@ -284,6 +284,16 @@ class SplitWriter {
   }
 }
 
+/** Whether the shard file of an entry in `dir` still has the recorded size and sha256. */
+async function shardFileMatches(dir: string, e: ShardEntry): Promise<boolean> {
+  const path = join(dir, e.file);
+  try {
+    return (await stat(path)).size === e.bytes && (await sha256File(path)) === e.sha256;
+  } catch {
+    return false;
+  }
+}
+
 /** Shards recorded in a split's progress file that still verify, in order (stops at the first bad one). */
 async function keptShards(dir: string, fingerprint: string): Promise<ProgressEntry[]> {
   let progress: Progress;
@@ -295,15 +305,7 @@ async function keptShards(dir: string, fingerprint: string): Promise<ProgressEnt
   if (progress.fingerprint !== fingerprint || !Array.isArray(progress.shards)) return [];
   const kept: ProgressEntry[] = [];
   for (const [i, e] of progress.shards.entries()) {
-    if (e.file !== shardFileName(i)) break;
-    const path = join(dir, e.file);
-    try {
-      const st = await stat(path);
-      if (st.size !== e.bytes) break;
-      if ((await sha256File(path)) !== e.sha256) break;
-    } catch {
-      break;
-    }
+    if (e.file !== shardFileName(i) || !(await shardFileMatches(dir, e))) break;
     kept.push(e);
   }
   return kept;
@@ -318,14 +320,7 @@ async function finishedIndex(dir: string, fingerprint: string): Promise<ShardInd
     return null;
   }
   if (index.fingerprint !== fingerprint || !Array.isArray(index.shards)) return null;
-  for (const e of index.shards) {
-    const path = join(dir, e.file);
-    try {
-      if ((await stat(path)).size !== e.bytes || (await sha256File(path)) !== e.sha256) return null;
-    } catch {
-      return null;
-    }
-  }
+  for (const e of index.shards) if (!(await shardFileMatches(dir, e))) return null;
   return index;
 }
 
@@ -539,7 +534,7 @@ export async function shard(options: ShardOptions): Promise<ShardResult> {
         await w.endDocument(gi + 1);
         continue;
       }
-      chunkDocs.push({ split, segments: doc.segments });
+      chunkDocs.push({ segments: doc.segments });
       chunkMeta.push({ g: gi, split });
       for (const s of doc.segments) chunkBytes += s.length;
       if (chunkBytes >= CHUNK_BYTES) await submit();
