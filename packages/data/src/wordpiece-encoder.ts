@@ -78,6 +78,13 @@ function bmpClasses(): Uint8Array {
   return t;
 }
 
+/** The code point of the surrogate pair at s[i] (u = s.charCodeAt(i)), or -1 when no valid pair starts there. */
+function pairAt(s: string, i: number, u: number): number {
+  if (u < 0xd800 || u > 0xdbff || i + 1 >= s.length) return -1;
+  const lo = s.charCodeAt(i + 1);
+  return lo >= 0xdc00 && lo <= 0xdfff ? ((u - 0xd800) << 10) + (lo - 0xdc00) + 0x10000 : -1;
+}
+
 const astralClasses = new Map<number, number>();
 function astralClass(cp: number): number {
   let c = astralClasses.get(cp);
@@ -190,6 +197,7 @@ export class WordPieceEncoder {
   /** Longest vocab entry in UTF-16 code units: no longer match is tried. */
   private readonly maxTokenLen: number;
   private readonly added: WordPieceEncoderSpec["addedTokens"];
+  private readonly addedByContent: Map<string, WordPieceEncoderSpec["addedTokens"][number]>;
   private readonly addedIds: Map<string, number>;
   private readonly addedMaxLen: number;
   /** First code units of the added tokens: a text without any of them has none to split out. */
@@ -215,6 +223,7 @@ export class WordPieceEncoder {
     for (const t of spec.vocab.keys()) if (t.length > maxLen) maxLen = t.length;
     this.maxTokenLen = maxLen;
     this.added = spec.addedTokens;
+    this.addedByContent = new Map(spec.addedTokens.map((t) => [t.content, t]));
     this.addedIds = new Map();
     this.addedFirst = new Set();
     let addedMaxLen = 0;
@@ -277,13 +286,11 @@ export class WordPieceEncoder {
       const k = t[u]!;
       if (k & CTRL) {
         // A valid surrogate pair is one astral code point, tested as such.
-        if (u >= 0xd800 && u <= 0xdbff && i + 1 < text.length) {
-          const lo = text.charCodeAt(i + 1);
-          if (lo >= 0xdc00 && lo <= 0xdfff) {
-            if (astralClass(((u - 0xd800) << 10) + (lo - 0xdc00) + 0x10000) & CTRL) needClean = true;
-            i++;
-            continue;
-          }
+        const cp = pairAt(text, i, u);
+        if (cp >= 0) {
+          if (astralClass(cp) & CTRL) needClean = true;
+          i++;
+          continue;
         }
         needClean = true;
       }
@@ -307,15 +314,9 @@ export class WordPieceEncoder {
     let from = 0;
     for (let i = 0; i < text.length; i++) {
       const u = text.charCodeAt(i);
-      let k = t[u]!;
-      let width = 1;
-      if (u >= 0xd800 && u <= 0xdbff && i + 1 < text.length) {
-        const lo = text.charCodeAt(i + 1);
-        if (lo >= 0xdc00 && lo <= 0xdfff) {
-          k = astralClass(((u - 0xd800) << 10) + (lo - 0xdc00) + 0x10000);
-          width = 2;
-        }
-      }
+      const cp = pairAt(text, i, u);
+      const k = cp >= 0 ? astralClass(cp) : t[u]!;
+      const width = cp >= 0 ? 2 : 1;
       if (clean && k & CTRL) {
         if (i > from) parts.push(text.slice(from, i));
         from = i + width;
@@ -341,15 +342,9 @@ export class WordPieceEncoder {
     let start = -1;
     for (let i = 0; i < s.length; i++) {
       const u = s.charCodeAt(i);
-      let k = t[u]!;
-      let width = 1;
-      if (u >= 0xd800 && u <= 0xdbff && i + 1 < s.length) {
-        const lo = s.charCodeAt(i + 1);
-        if (lo >= 0xdc00 && lo <= 0xdfff) {
-          k = astralClass(((u - 0xd800) << 10) + (lo - 0xdc00) + 0x10000);
-          width = 2;
-        }
-      }
+      const cp = pairAt(s, i, u);
+      const k = cp >= 0 ? astralClass(cp) : t[u]!;
+      const width = cp >= 0 ? 2 : 1;
       if (k & (WS | PUNCT)) {
         if (start >= 0) word(start, i);
         start = -1;
@@ -437,23 +432,15 @@ export class WordPieceEncoder {
     // Boundaries between code points (pieces never split a surrogate pair).
     let bounds: number[] | null = null;
     for (let i = 0; i < word.length; i++) {
-      const u = word.charCodeAt(i);
-      if (u >= 0xd800 && u <= 0xdbff && i + 1 < word.length) {
-        const lo = word.charCodeAt(i + 1);
-        if (lo >= 0xdc00 && lo <= 0xdfff) {
-          bounds = [];
-          break;
-        }
+      if (pairAt(word, i, word.charCodeAt(i)) >= 0) {
+        bounds = [];
+        break;
       }
     }
     if (bounds) {
       for (let i = 0; i < word.length; i++) {
         bounds.push(i);
-        const u = word.charCodeAt(i);
-        if (u >= 0xd800 && u <= 0xdbff && i + 1 < word.length) {
-          const lo = word.charCodeAt(i + 1);
-          if (lo >= 0xdc00 && lo <= 0xdfff) i++;
-        }
+        if (pairAt(word, i, word.charCodeAt(i)) >= 0) i++;
       }
       bounds.push(word.length);
     }
@@ -509,9 +496,8 @@ export class WordPieceEncoder {
       from = i;
     }
     if (from < text.length) sections.push(text.slice(from));
-    const byContent = new Map(this.added.map((t) => [t.content, t]));
     for (let j = 0; j < sections.length; j++) {
-      const t = byContent.get(sections[j]!);
+      const t = this.addedByContent.get(sections[j]!);
       if (!t) continue;
       if (t.lstrip && j > 0) sections[j - 1] = sections[j - 1]!.trimEnd();
       if (t.rstrip && j < sections.length - 1) sections[j + 1] = sections[j + 1]!.trimStart();
