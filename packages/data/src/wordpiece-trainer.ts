@@ -11,6 +11,9 @@ import { writeFileAtomic } from "./fsutil.js";
 
 export const BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] as const;
 
+/** Words longer than this (in code points) encode as [UNK]. */
+const MAX_INPUT_CHARS_PER_WORD = 100;
+
 export interface TrainWordPieceOptions {
   /** Target vocabulary size, specials included (default 8192). */
   vocabSize?: number;
@@ -102,7 +105,7 @@ export function bertTokenizerJson(
       type: "WordPiece",
       unk_token: "[UNK]",
       continuing_subword_prefix: "##",
-      max_input_chars_per_word: 100,
+      max_input_chars_per_word: MAX_INPUT_CHARS_PER_WORD,
       vocab: vocabObj,
     },
   };
@@ -219,7 +222,7 @@ export async function trainWordPiece(
   const counts: number[] = [];
   for (const [w, c] of wordCounts) {
     const chars = [...w];
-    if (chars.length > 100 || chars.some((ch) => !keptChars.has(ch))) continue; // encodes as [UNK] anyway
+    if (chars.length > MAX_INPUT_CHARS_PER_WORD || chars.some((ch) => !keptChars.has(ch))) continue; // encodes as [UNK] anyway
     words.push(chars.map((ch, i) => sym(i === 0 ? ch : `##${ch}`)));
     counts.push(c);
   }
