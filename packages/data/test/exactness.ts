@@ -318,24 +318,41 @@ export interface Mismatch {
   reference: number[] | string[];
 }
 
-/** Encode every string with both tokenizers; the mismatches (at most `keep`) and how many were compared. */
-export function compareIds(
+interface Comparison {
+  compared: number;
+  mismatches: Mismatch[];
+  mismatchCount: number;
+}
+
+/** Run `f` on every string with both tokenizers; the mismatches (at most `keep`) and how many were compared. */
+function compareWith(
+  f: (tok: TextTokenizer, text: string) => number[] | string[],
   fast: TextTokenizer,
   reference: TextTokenizer,
   texts: readonly string[],
-  keep = 5,
-): { compared: number; mismatches: Mismatch[]; mismatchCount: number } {
+  keep: number,
+): Comparison {
   const mismatches: Mismatch[] = [];
   let mismatchCount = 0;
   for (const text of texts) {
-    const a = fast.tokenizeToIds(text);
-    const b = reference.tokenizeToIds(text);
-    if (!sameArray(a, b)) {
+    const a = f(fast, text);
+    const b = f(reference, text);
+    if (!sameArray<number | string>(a, b)) {
       mismatchCount++;
       if (mismatches.length < keep) mismatches.push({ text, fast: a, reference: b });
     }
   }
   return { compared: texts.length, mismatches, mismatchCount };
+}
+
+/** Encode every string with both tokenizers and compare the ids. */
+export function compareIds(
+  fast: TextTokenizer,
+  reference: TextTokenizer,
+  texts: readonly string[],
+  keep = 5,
+): Comparison {
+  return compareWith((tok, text) => tok.tokenizeToIds(text), fast, reference, texts, keep);
 }
 
 /** The same for the words of the pre-tokenizer (normalizer included). */
@@ -344,18 +361,8 @@ export function comparePreTokenize(
   reference: TextTokenizer,
   texts: readonly string[],
   keep = 5,
-): { compared: number; mismatches: Mismatch[]; mismatchCount: number } {
-  const mismatches: Mismatch[] = [];
-  let mismatchCount = 0;
-  for (const text of texts) {
-    const a = fast.preTokenize(text);
-    const b = reference.preTokenize(text);
-    if (!sameArray(a, b)) {
-      mismatchCount++;
-      if (mismatches.length < keep) mismatches.push({ text, fast: a, reference: b });
-    }
-  }
-  return { compared: texts.length, mismatches, mismatchCount };
+): Comparison {
+  return compareWith((tok, text) => tok.preTokenize(text), fast, reference, texts, keep);
 }
 
 export function sameArray<T>(a: readonly T[], b: readonly T[]): boolean {

@@ -24,9 +24,9 @@ import {
   verifyShards,
   emptyCorpusStats,
 } from "@mbert/data";
+import { BERT_UNCASED as BERT } from "./exactness.js";
 import { StringSink } from "./helpers.js";
 
-const BERT = "/work/shared/data/tokenizers/bert-base-uncased/tokenizer.json";
 const PKG = join(import.meta.dirname, "..");
 
 let dir: string;

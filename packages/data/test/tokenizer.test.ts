@@ -12,9 +12,8 @@ import {
   trainWordPiece,
   truncatePair,
 } from "@mbert/data";
+import { BERT_UNCASED as BERT } from "./exactness.js";
 import { StringSink } from "./helpers.js";
-
-const BERT = "/work/shared/data/tokenizers/bert-base-uncased/tokenizer.json";
 
 // Expected ids are line numbers - 1 in bert-base-uncased vocab.txt.
 const V = {
