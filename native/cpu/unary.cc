@@ -3,13 +3,12 @@
 // float32/bfloat16 compute in float, float64 in double.
 #include <cmath>
 
+#include "common/unary.h"
 #include "cpu/cpu.h"
 
 namespace mbert {
 namespace cpu {
 namespace {
-
-enum UnaryOp { NEG, EXP, LOG, TANH, GELU, SQRT, ABS, RELU, SIGMOID, AFFINE, POW, RSQRT, SQUARE, UNARY_COUNT };
 
 template <typename C>
 inline C unary_f(int op, C x, C alpha, C beta) {
@@ -56,10 +55,6 @@ inline C unary_df(int op, C dy, C x, C y, C alpha) {
   return dy;
 }
 
-// Which forward tensors the backward of `op` reads.
-bool needs_x(int op) { return op == LOG || op == GELU || op == ABS || op == RELU || op == POW || op == SQUARE; }
-bool needs_y(int op) { return op == EXP || op == TANH || op == SQRT || op == SIGMOID || op == RSQRT; }
-
 constexpr int64_t kGrain = 1 << 14;
 
 int check_op(const Args& a, int i) {
@@ -98,8 +93,8 @@ Napi::Value unary_backward_js(const Napi::CallbackInfo& info) {
     using C = acc_t<T>;
     T* dx = buf<T>(a, 2, dt, n, "dx");
     const T* dy = buf<T>(a, 3, dt, n, "dy");
-    const T* x = buf<T>(a, 4, dt, n, "x", needs_x(op));
-    const T* y = buf<T>(a, 5, dt, n, "y", needs_y(op));
+    const T* x = buf<T>(a, 4, dt, n, "x", unary_needs_x(op));
+    const T* y = buf<T>(a, 5, dt, n, "y", unary_needs_y(op));
     C al = static_cast<C>(alpha);
     parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/bf16.h"
+#include "common/unary.h"
 #include "cuda/kernel_util.cuh"
 
 namespace mbert {
@@ -43,8 +44,6 @@ __global__ void fill_kernel(T* out, int64_t n, T value) {
 }
 
 // ---- unary ------------------------------------------------------------------------
-
-enum Unary { NEG, EXP, LOG, TANH, GELU, SQRT, ABS, RELU, SIGMOID, AFFINE, POW, RSQRT, SQUARE, UNARY_COUNT };
 
 __device__ __forceinline__ float unary_f(int op, float x, float alpha, float beta) {
   switch (op) {
@@ -133,9 +132,6 @@ __global__ void unary_backward_kernel(int op, T* dx, const T* dy, const T* x, co
     dx[i] = from_f<T>(unary_df(op, to_f<T>(dy[i]), xf, yf, alpha));
   }
 }
-
-bool needs_x(int op) { return op == LOG || op == GELU || op == ABS || op == RELU || op == POW || op == SQUARE; }
-bool needs_y(int op) { return op == EXP || op == TANH || op == SQRT || op == SIGMOID || op == RSQRT; }
 
 // ---- strided views ------------------------------------------------------------------
 
@@ -510,10 +506,10 @@ Napi::Value unary_backward_js(const Napi::CallbackInfo& info) {
   const float alpha = float(a.f64(7));
   void* dx = dbuf(a, 2, dt, n, "dx");
   const void* dy = dbuf(a, 3, dt, n, "dy");
-  const void* x = dbuf(a, 4, dt, n, "x", needs_x(op));
-  const void* y = dbuf(a, 5, dt, n, "y", needs_y(op));
-  if (!needs_x(op)) x = nullptr;
-  if (!needs_y(op)) y = nullptr;
+  const void* x = dbuf(a, 4, dt, n, "x", unary_needs_x(op));
+  const void* y = dbuf(a, 5, dt, n, "y", unary_needs_y(op));
+  if (!unary_needs_x(op)) x = nullptr;
+  if (!unary_needs_y(op)) y = nullptr;
   if (n == 0) return undefined(a);
   MBERT_CUDA_DISPATCH(dt, {
     const bool vec = aligned16(dx) && aligned16(dy) && (!x || aligned16(x)) && (!y || aligned16(y));
