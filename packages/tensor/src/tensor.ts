@@ -185,6 +185,19 @@ function accumulateInto(target: Tensor, g: Tensor): void {
   wrapNative("backward", () =>
     k.binary(BINARY.add, dtypeCode(target.dtype), target.ptr, target.ptr, g.ptr, [target.size], [1], [1]),
   );
+  // Written in place: a value it was known to hold everywhere no longer holds.
+  target.constant = null;
+}
+
+/** Adds `g` to a leaf's `.grad` (kept across tidy scopes), taking ownership of `g`. */
+function accumulateGrad(leaf: Tensor, g: Tensor): void {
+  const c = conform(leaf, g);
+  if (leaf.grad && !leaf.grad.disposed) {
+    accumulateInto(leaf.grad, c);
+    c.dispose();
+  } else {
+    leaf.grad = keep(c);
+  }
 }
 
 /** Converts a gradient to the dtype/shape of the tensor it belongs to. */
@@ -207,7 +220,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
   gradEnabled = false;
   try {
     for (const t of order) {
-      let g = grads.get(t);
+      const g = grads.get(t);
       grads.delete(t);
       const node = t.node;
       if (!g) {
@@ -218,14 +231,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
         continue;
       }
       if (!node) {
-        // A leaf: accumulate into .grad (kept across tidy scopes).
-        g = conform(t, g);
-        if (t.grad && !t.grad.disposed) {
-          accumulateInto(t.grad, g);
-          g.dispose();
-        } else {
-          t.grad = keep(g);
-        }
+        accumulateGrad(t, g);
         continue;
       }
       const inputGrads = node.backward(g);
@@ -280,7 +286,10 @@ export class Tensor {
   node: Node | null = null;
   /** Exempt from tidy(). */
   kept = false;
-  /** A host-known value when every element is the same constant (lets fused backward paths skip a read). */
+  /**
+   * A host-known value when every element is the same constant (lets fused
+   * backward paths skip a read). Whatever writes a tensor in place resets it.
+   */
   constant: number | null = null;
   private storage_: Storage | null;
 
@@ -358,6 +367,7 @@ export class Tensor {
     this.storage_ = st;
     (this as { dtype: DType }).dtype = src.dtype;
     (this as { device: Device }).device = src.device;
+    this.constant = null;
     src.dispose();
   }
 
@@ -387,9 +397,10 @@ export class Tensor {
   toArray(): unknown {
     const flat = this.dataNumbers();
     if (this.rank === 0) return flat[0];
+    const strides = this.strides;
     const build = (dim: number, offset: number): unknown[] => {
       const n = this.shape[dim]!;
-      const stride = this.strides[dim]!;
+      const stride = strides[dim]!;
       const out: unknown[] = [];
       for (let i = 0; i < n; i++) {
         out.push(dim === this.rank - 1 ? flat[offset + i] : build(dim + 1, offset + i * stride));
@@ -462,11 +473,7 @@ export class Tensor {
     }
     if (!this.node) {
       // Backward on a leaf: its gradient is the seed.
-      const g = conform(this, seed);
-      if (this.grad) {
-        accumulateInto(this.grad, g);
-        g.dispose();
-      } else this.grad = keep(g);
+      accumulateGrad(this, seed);
       return;
     }
     runBackward(this, seed);

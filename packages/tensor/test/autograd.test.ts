@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isGradEnabled, memory, noGrad, randn, tensor, tidy } from "@mbert/tensor";
+import { F, Generator, type Tensor, isGradEnabled, memory, noGrad, randn, tensor, tidy } from "@mbert/tensor";
 
 describe("autograd", () => {
   it("accumulates into .grad across backward calls until zeroGrad", () => {
@@ -21,6 +21,36 @@ describe("autograd", () => {
       const y = x.mul(x).add(x);
       y.backward();
       expect(x.grad!.item()).toBe(5);
+    });
+  });
+
+  it("a loss used twice gets both gradients through the fused cross-entropy backward", () => {
+    tidy(() => {
+      const labels = tensor([1, 0, 2], { dtype: "int32" });
+      const logits = () =>
+        randn([3, 4], { dtype: "float64", requiresGrad: true, generator: new Generator(4) });
+      const twice = logits();
+      const l = F.crossEntropy(twice, labels);
+      // The seed (a known 1) is summed in place with its copy: the gradient is 2, not 1.
+      l.add(l).backward();
+      const doubled = logits();
+      F.crossEntropy(doubled, labels).mul(2).backward();
+      expect(twice.grad!.toArray()).toEqual(doubled.grad!.toArray());
+    });
+  });
+
+  it("a unary op keeps on the tape only the tensor its backward reads", () => {
+    tidy(() => {
+      const x = randn([8], { requiresGrad: true });
+      // exp reads its output, gelu its input: the output plus one tape reference.
+      for (const f of [(t: Tensor) => t.exp(), (t: Tensor) => t.gelu()]) {
+        const before = memory().tensors;
+        f(x);
+        expect(memory().tensors).toBe(before + 2);
+      }
+      const before = memory().tensors;
+      x.neg();
+      expect(memory().tensors).toBe(before + 1);
     });
   });
 

@@ -70,6 +70,7 @@ export function copyInto(dst: Tensor, src: Tensor): void {
       const bytes = dst.size * dtypeBytes(dst.dtype);
       wrapNative("copyInto", () => backend(dst.device).copy(dst.ptr, 0, s.ptr, 0, bytes));
     }
+    dst.constant = null;
     if (s !== src) s.dispose();
   });
 }
@@ -199,7 +200,7 @@ export class Module {
         const d = p.to(device);
         const c = dtype && d.dtype !== dtype ? d.castTo(dtype) : d;
         if (c !== d && d !== p) d.dispose();
-        return c === p ? p.clone() : c;
+        return c;
       });
       p.lowp?.dispose();
       p.lowp = null;

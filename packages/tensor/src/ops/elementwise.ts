@@ -29,18 +29,38 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 
 // ---- unary ------------------------------------------------------------------
 
-function unaryOp(op: UnaryOp, x: Tensor, alpha = 0, beta = 0, saveInput = true): Tensor {
+// What each op's backward reads: its input x, its output y, or neither (the
+// kernels take 0 for the one they do not read). Only that is kept on the tape.
+const BACKWARD_READS: Record<UnaryOp, "x" | "y" | null> = {
+  neg: null,
+  exp: "y",
+  log: "x",
+  tanh: "y",
+  gelu: "x",
+  sqrt: "y",
+  abs: "x",
+  relu: "x",
+  sigmoid: "y",
+  affine: null,
+  pow: "x",
+  rsqrt: "y",
+  square: "x",
+};
+
+function unaryOp(op: UnaryOp, x: Tensor, alpha = 0, beta = 0): Tensor {
   checkInputs(op, [x]);
   requireFloat(op, x);
   const out = emptyOn(x.shape, x.dtype, x);
   if (x.size > 0) launch(op, x, (k) => k.unary(UNARY[op], code(x), out.ptr, x.ptr, x.size, alpha, beta));
-  record(op, out, [x], saveInput ? [x, out] : [out], (g, saved) => {
-    const xs = saveInput ? saved[0]! : null;
-    const ys = saveInput ? saved[1]! : saved[0]!;
+  const reads = BACKWARD_READS[op];
+  const save = reads === "x" ? [x] : reads === "y" ? [out] : [];
+  record(op, out, [x], save, (g, [s]) => {
+    const xp = reads === "x" ? s!.ptr : 0;
+    const yp = reads === "y" ? s!.ptr : 0;
     const dx = emptyOn(x.shape, x.dtype, g);
     if (x.size > 0) {
       launch(`${op} backward`, g, (k) =>
-        k.unaryBackward(UNARY[op], code(x), dx.ptr, g.ptr, xs ? xs.ptr : 0, ys.ptr, x.size, alpha, beta),
+        k.unaryBackward(UNARY[op], code(x), dx.ptr, g.ptr, xp, yp, x.size, alpha, beta),
       );
     }
     return [dx];
@@ -48,7 +68,7 @@ function unaryOp(op: UnaryOp, x: Tensor, alpha = 0, beta = 0, saveInput = true):
   return out;
 }
 
-export const neg = (x: Tensor) => unaryOp("neg", x, 0, 0, false);
+export const neg = (x: Tensor) => unaryOp("neg", x);
 export const exp = (x: Tensor) => unaryOp("exp", x);
 export const log = (x: Tensor) => unaryOp("log", x);
 export const tanh = (x: Tensor) => unaryOp("tanh", x);
@@ -61,7 +81,7 @@ export const relu = (x: Tensor) => unaryOp("relu", x);
 export const sigmoid = (x: Tensor) => unaryOp("sigmoid", x);
 export const square = (x: Tensor) => unaryOp("square", x);
 /** alpha * x + beta. */
-export const scale = (x: Tensor, alpha: number, beta = 0) => unaryOp("affine", x, alpha, beta, false);
+export const scale = (x: Tensor, alpha: number, beta = 0) => unaryOp("affine", x, alpha, beta);
 /** x ^ p for a number p. */
 export const powScalar = (x: Tensor, p: number) => unaryOp("pow", x, p);
 
@@ -242,5 +262,6 @@ export function addInPlace(a: Tensor, b: Tensor): Tensor {
   if (!sameShape(a.shape, b.shape)) throw new RangeError("addInPlace: shapes differ");
   if (a.size > 0)
     launch("addInPlace", a, (k) => k.binary(BINARY.add, code(a), a.ptr, a.ptr, b.ptr, [a.size], [1], [1]));
+  a.constant = null;
   return a;
 }
