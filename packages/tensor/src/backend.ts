@@ -2,15 +2,21 @@ import { type BackendKernels, cudaStatus, native } from "@mbert/kernels";
 import type { Device } from "./dtype.js";
 import { DeviceError } from "./errors.js";
 
+// Set once cuda has been found usable: every kernel launch, allocation and
+// free asks for its backend, and cudaStatus() queries the driver each time.
+let cudaKernels: BackendKernels | null = null;
+
 /** The kernels of one device. Raw access for optimizers and fused paths. */
 export function backend(device: Device): BackendKernels {
   if (device === "cpu") return native.cpu;
   if (device === "cuda") {
+    if (cudaKernels) return cudaKernels;
     const status = cudaStatus();
     if (!status.available || !native.cuda) {
       throw new DeviceError(`cuda is unavailable: ${status.reason ?? "unknown reason"}`);
     }
-    return native.cuda;
+    cudaKernels = native.cuda;
+    return cudaKernels;
   }
   throw new DeviceError(`unknown device '${String(device)}'; expected 'cpu' or 'cuda'`);
 }
