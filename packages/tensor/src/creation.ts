@@ -1,7 +1,7 @@
 import { backend } from "./backend.js";
-import { type DType, type Device, type HostArray, dtypeCode, toHost } from "./dtype.js";
+import { type DType, type HostArray, dtypeCode, toHost } from "./dtype.js";
 import { DTypeError, ShapeError, wrapNative } from "./errors.js";
-import { Generator, defaultGenerator } from "./random.js";
+import { type Generator, defaultGenerator } from "./random.js";
 import { type Shape, checkShape, fmt, numel } from "./shape.js";
 import { Tensor, type TensorOptions } from "./tensor.js";
 
@@ -93,7 +93,6 @@ export function tensor(values: Nested | HostArray, opts: TensorOptions = {}): Te
   while (Array.isArray(probe)) {
     shape.push(probe.length);
     probe = (probe as readonly Nested[])[0] ?? 0;
-    if ((probe as unknown) === undefined) break;
   }
   const flat: number[] = [];
   const walk = (v: Nested, dim: number): void => {
@@ -126,15 +125,7 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
 
 /** Standard normal values (Philox + Box-Muller). */
 export function randn(shape: Shape, opts: RandomOptions = {}): Tensor {
-  const gen = opts.generator ?? defaultGenerator;
-  const t = Tensor.empty(checkShape("randn", shape), opts.dtype ?? "float32", opts.device ?? "cpu");
-  const offset = gen.take(t.size);
-  if (t.size > 0) {
-    wrapNative("randn", () =>
-      backend(t.device).randNormal(dtypeCode(t.dtype), t.ptr, t.size, gen.seed, offset, 0, 1),
-    );
-  }
-  return finish(t, opts);
+  return normalAs("randn", shape, 0, 1, opts);
 }
 
 /** Uniform values in [low, high). */
@@ -160,16 +151,17 @@ export function rand(shape: Shape, opts: RandomOptions & { low?: number; high?: 
 
 /** Normal values with the given mean and std (used by initializers). */
 export function normal(shape: Shape, mean: number, std: number, opts: RandomOptions = {}): Tensor {
+  return normalAs("normal", shape, mean, std, opts);
+}
+
+function normalAs(op: string, shape: Shape, mean: number, std: number, opts: RandomOptions): Tensor {
   const gen = opts.generator ?? defaultGenerator;
-  const t = Tensor.empty(checkShape("normal", shape), opts.dtype ?? "float32", opts.device ?? "cpu");
+  const t = Tensor.empty(checkShape(op, shape), opts.dtype ?? "float32", opts.device ?? "cpu");
   const offset = gen.take(t.size);
   if (t.size > 0) {
-    wrapNative("normal", () =>
+    wrapNative(op, () =>
       backend(t.device).randNormal(dtypeCode(t.dtype), t.ptr, t.size, gen.seed, offset, mean, std),
     );
   }
   return finish(t, opts);
 }
-
-export { Generator };
-export type { Device };

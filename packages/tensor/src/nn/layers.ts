@@ -1,13 +1,11 @@
 // Built-in layers. Construction allocates; resetParameters() initializes
 // (normal(0, 0.02) weights, zero biases, LayerNorm 1/0 — as BERT).
-import { full, normal, zeros, type RandomOptions } from "../creation.js";
+import { full, normal, type RandomOptions } from "../creation.js";
 import type { DType, Device } from "../dtype.js";
-import { dropout } from "../ops/nn.js";
-import { embedding } from "../ops/rows.js";
-import { layerNorm } from "../ops/nn.js";
 import { linear } from "../ops/matmul.js";
-import type { Generator } from "../random.js";
-import { defaultGenerator } from "../random.js";
+import { dropout, layerNorm } from "../ops/nn.js";
+import { embedding } from "../ops/rows.js";
+import { type Generator, defaultGenerator } from "../random.js";
 import type { Tensor } from "../tensor.js";
 import { Module, Parameter, assignInPlace } from "./module.js";
 
@@ -28,6 +26,10 @@ function initNormal(p: Parameter, std: number, generator: Generator): void {
   assignInPlace(p, normal(p.shape, 0, std, opts));
 }
 
+function initConstant(p: Parameter, value: number): void {
+  assignInPlace(p, full(p.shape, value, { dtype: p.dtype, device: p.device }));
+}
+
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
@@ -46,8 +48,7 @@ export class Linear extends Module {
 
   override resetParameters(generator: Generator = defaultGenerator): void {
     initNormal(this.weight, this.initStd, generator);
-    if (this.bias)
-      assignInPlace(this.bias, zeros(this.bias.shape, { dtype: this.bias.dtype, device: this.bias.device }));
+    if (this.bias) initConstant(this.bias, 0);
   }
 
   forward(x: Tensor): Tensor {
@@ -72,11 +73,8 @@ export class LayerNorm extends Module {
   }
 
   override resetParameters(): void {
-    assignInPlace(
-      this.weight,
-      full(this.weight.shape, 1, { dtype: this.weight.dtype, device: this.weight.device }),
-    );
-    assignInPlace(this.bias, zeros(this.bias.shape, { dtype: this.bias.dtype, device: this.bias.device }));
+    initConstant(this.weight, 1);
+    initConstant(this.bias, 0);
   }
 
   /** LayerNorm(x + residual) when a residual is given (fused). */

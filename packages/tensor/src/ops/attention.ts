@@ -3,7 +3,7 @@
 //                    optional ALiBi slopes added inside the kernel (MosaicBERT);
 //   paddedAttention: (B, S, C) q, k, v with an additive key mask (classic BERT).
 // Both save the fp32 log-sum-exp for backward; no (S, S) tensor is kept.
-import { statDType } from "../dtype.js";
+import { dtypeBytes, statDType } from "../dtype.js";
 import { DTypeError, ShapeError } from "../errors.js";
 import { fromArray } from "../creation.js";
 import { fmt } from "../shape.js";
@@ -112,7 +112,7 @@ export function varlenAttention(qkv: Tensor, opts: VarlenAttentionOptions): Tens
   const out = emptyOn([T, C], qkv.dtype, qkv);
   const lse = emptyOn([NH, T], statDType(qkv.dtype), qkv);
   const cu = opts.cuSeqlens;
-  const esz = qkv.dtype === "float64" ? 8 : qkv.dtype === "bfloat16" ? 2 : 4;
+  const esz = dtypeBytes(qkv.dtype);
   const q = qkv.ptr;
   if (T > 0) {
     launch(op, qkv, (k) =>

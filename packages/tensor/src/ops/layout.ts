@@ -71,12 +71,12 @@ function copyStrided(
 
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   checkInputs("permute", [x]);
-  if (perm.length !== x.rank || new Set(perm.map((p) => normAxis("permute", p, x.rank))).size !== x.rank) {
+  const p = perm.length === x.rank ? perm.map((a) => normAxis("permute", a, x.rank)) : [];
+  if (perm.length !== x.rank || new Set(p).size !== x.rank) {
     throw new ShapeError(
       `permute: ${fmt(perm)} is not a permutation of the ${x.rank} axes of ${fmt(x.shape)}`,
     );
   }
-  const p = perm.map((a) => normAxis("permute", a, x.rank));
   const shape = p.map((a) => x.shape[a]!);
   const xs = contiguousStrides(x.shape);
   const out = emptyOn(shape, x.dtype, x);

@@ -96,36 +96,27 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   }
   const batch = numel(batchShape);
   const out = emptyOn([...batchShape, M, N], a.dtype, a);
-  // A 2-D b with a batched a is one big GEMM over (batch*M, K).
-  if (bBatch.length === 0 && aBatch.length > 0) {
-    gemm("matmul", {
-      out,
-      a,
-      b,
-      batch: 1,
-      M: batch * M,
-      N,
-      K,
-      transA: false,
-      transB: false,
-      strideA: 0,
-      strideB: 0,
-    });
-  } else {
-    gemm("matmul", {
-      out,
-      a,
-      b,
-      batch,
-      M,
-      N,
-      K,
-      transA: false,
-      transB: false,
-      strideA: aBatch.length ? M * K : 0,
-      strideB: bBatch.length ? K * N : 0,
-    });
-  }
+  // A 2-D b takes a's batch as extra rows: one GEMM over (batch*M, K).
+  const fold = bBatch.length === 0;
+  const gemmBatch = fold ? 1 : batch;
+  const rows = fold ? batch * M : M;
+  // Elements between batches of a, b and out (or its gradient); 0 where shared or folded.
+  const strideA = !fold && aBatch.length ? M * K : 0;
+  const strideB = fold ? 0 : K * N;
+  const strideOut = fold ? 0 : M * N;
+  gemm("matmul", {
+    out,
+    a,
+    b,
+    batch: gemmBatch,
+    M: rows,
+    N,
+    K,
+    transA: false,
+    transB: false,
+    strideA,
+    strideB,
+  });
   record("matmul", out, [a, b], [a, b], (g, [as, bs]) => {
     let ga: Tensor | null = null;
     let gb: Tensor | null = null;
@@ -152,87 +143,39 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
           strideB: 0,
         });
         for (const t of [g3, b3, gp, bp]) t.dispose();
-      } else if (bBatch.length === 0) {
-        ga = emptyOn(a.shape, a.dtype, g);
-        gemm("matmul backward", {
-          out: ga,
-          a: g,
-          b: bs!,
-          batch: 1,
-          M: batch * M,
-          N: K,
-          K: N,
-          transA: false,
-          transB: true,
-          strideA: 0,
-          strideB: 0,
-        });
       } else {
         ga = emptyOn(a.shape, a.dtype, g);
         gemm("matmul backward", {
           out: ga,
           a: g,
           b: bs!,
-          batch,
-          M,
+          batch: gemmBatch,
+          M: rows,
           N: K,
           K: N,
           transA: false,
           transB: true,
-          strideA: M * N,
-          strideB: K * N,
+          strideA: strideOut,
+          strideB,
         });
       }
     }
     if (b.requiresGrad) {
       // dB = Aᵀ @ g
-      if (bBatch.length === 0) {
-        gb = emptyOn(b.shape, b.dtype, g);
-        const rows = aBatch.length ? batch * M : M;
-        gemm("matmul backward", {
-          out: gb,
-          a: as!,
-          b: g,
-          batch: 1,
-          M: K,
-          N,
-          K: rows,
-          transA: true,
-          transB: false,
-          strideA: 0,
-          strideB: 0,
-        });
-      } else if (aBatch.length === 0) {
-        gb = emptyOn(b.shape, b.dtype, g);
-        gemm("matmul backward", {
-          out: gb,
-          a: as!,
-          b: g,
-          batch,
-          M: K,
-          N,
-          K: M,
-          transA: true,
-          transB: false,
-          strideA: 0,
-          strideB: M * N,
-        });
-      } else {
-        gb = emptyOn(b.shape, b.dtype, g);
-        gemm("matmul backward", {
-          out: gb,
-          a: as!,
-          b: g,
-          batch,
-          M: K,
-          N,
-          K: M,
-          transA: true,
-          transB: false,
-          strideA: M * K,
-          strideB: M * N,
-        });
-      }
+      gb = emptyOn(b.shape, b.dtype, g);
+      gemm("matmul backward", {
+        out: gb,
+        a: as!,
+        b: g,
+        batch: gemmBatch,
+        M: K,
+        N,
+        K: rows,
+        transA: true,
+        transB: false,
+        strideA,
+        strideB: strideOut,
+      });
     }
     return [ga, gb];
   });

@@ -1,8 +1,8 @@
 // Neural-network primitives with fused kernels: softmax, log-softmax,
 // layer norm (with fused residual), dropout, cross-entropy, GeGLU, casts.
-import { DTYPE_BYTES } from "@mbert/kernels";
+import { REDUCE, UNARY } from "@mbert/kernels";
 import { backend } from "../backend.js";
-import { type DType, type Device, statDType } from "../dtype.js";
+import { type DType, type Device, dtypeBytes, statDType } from "../dtype.js";
 import { DTypeError, ShapeError, wrapNative } from "../errors.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { fmt, sameShape } from "../shape.js";
@@ -194,10 +194,10 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   if (reduction === "none") out = losses;
   else {
     out = emptyOn([], sd, logits);
-    launch("crossEntropy", logits, (k) => k.reduce(0, code(sd), out.ptr, losses.ptr, 1, N, 1));
+    launch("crossEntropy", logits, (k) => k.reduce(REDUCE.sum, code(sd), out.ptr, losses.ptr, 1, N, 1));
     if (reduction === "mean") {
       const s = kept ? 1 / kept : Number.NaN;
-      launch("crossEntropy", logits, (k) => k.unary(9, code(sd), out.ptr, out.ptr, 1, s, 0));
+      launch("crossEntropy", logits, (k) => k.unary(UNARY.affine, code(sd), out.ptr, out.ptr, 1, s, 0));
     }
     losses.dispose();
   }
@@ -205,27 +205,13 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   record("crossEntropy", out, [logits, null], [logits, lse, labels], (g, [ls, lses, lbs]) => {
     const dlogits = emptyOn(logits.shape, logits.dtype, g);
     if (N === 0) return [dlogits, null];
-    if (reduction !== "none" && g.constant !== null) {
-      // The upstream gradient is a known constant: fold it into the kernel's scale.
-      const s = g.constant * rowScale;
-      launch("crossEntropy backward", g, (k) =>
-        k.crossEntropyBackward(code(logits), dlogits.ptr, ls!.ptr, lses!.ptr, lbs!.ptr, N, V, ignoreIndex, s),
-      );
-      return [dlogits, null];
-    }
+    // A scalar upstream gradient known on the host folds into the kernel's scale.
+    const folded = reduction !== "none" && g.constant !== null;
+    const s = folded ? g.constant! * rowScale : rowScale;
     launch("crossEntropy backward", g, (k) =>
-      k.crossEntropyBackward(
-        code(logits),
-        dlogits.ptr,
-        ls!.ptr,
-        lses!.ptr,
-        lbs!.ptr,
-        N,
-        V,
-        ignoreIndex,
-        rowScale,
-      ),
+      k.crossEntropyBackward(code(logits), dlogits.ptr, ls!.ptr, lses!.ptr, lbs!.ptr, N, V, ignoreIndex, s),
     );
+    if (folded) return [dlogits, null];
     // Scale rows by the upstream gradient: a scalar, or (N) for reduction 'none'.
     const gc = g.dtype === logits.dtype ? g : g.castTo(logits.dtype);
     const gcol = gc.alias(reduction === "none" ? [N, 1] : [1, 1]);
@@ -284,7 +270,7 @@ export function to(x: Tensor, device: Device): Tensor {
   if (x.device === device) return x;
   const out = Tensor.empty(x.shape, x.dtype, device);
   if (x.size > 0) {
-    const bytes = x.size * DTYPE_BYTES[x.dtype];
+    const bytes = x.size * dtypeBytes(x.dtype);
     const host = new Uint8Array(bytes);
     wrapNative("to", () => backend(x.device).download(x.ptr, 0, host));
     wrapNative("to", () => backend(device).upload(out.ptr, 0, host));

@@ -17,11 +17,14 @@ function keptShape(shape: Shape, axes: number[]): number[] {
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
+/** `shape` seen as (outer, size, inner) around `axis`, the form the reduce and argmax kernels take. */
+function aroundAxis(shape: Shape, axis: number): [number, number, number] {
+  return [numel(shape.slice(0, axis)), shape[axis]!, numel(shape.slice(axis + 1))];
+}
+
 /** Reduces one axis with kernel op `kop`, keeping the axis as size 1. */
 function reduceAxis(op: string, kop: number, x: Tensor, axis: number): Tensor {
-  const outer = numel(x.shape.slice(0, axis));
-  const size = x.shape[axis]!;
-  const inner = numel(x.shape.slice(axis + 1));
+  const [outer, size, inner] = aroundAxis(x.shape, axis);
   const out = emptyOn(keptShape(x.shape, [axis]), x.dtype, x);
   if (out.size > 0) launch(op, x, (k) => k.reduce(kop, code(x), out.ptr, x.ptr, outer, size, inner));
   return out;
@@ -110,9 +113,7 @@ export function min(x: Tensor, axes?: Axes, keepDim = false): Tensor {
 export function argmax(x: Tensor, axis = -1, keepDim = false): Tensor {
   checkInputs("argmax", [x]);
   const a = normAxis("argmax", axis, x.rank);
-  const outer = numel(x.shape.slice(0, a));
-  const size = x.shape[a]!;
-  const inner = numel(x.shape.slice(a + 1));
+  const [outer, size, inner] = aroundAxis(x.shape, a);
   const out = emptyOn(finalShape(x.shape, [a], keepDim), "int32", x);
   if (out.size > 0) launch("argmax", x, (k) => k.argmax(code(x), out.ptr, x.ptr, outer, size, inner));
   return out;

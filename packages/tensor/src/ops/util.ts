@@ -26,10 +26,4 @@ export function requireFloat(op: string, ...ts: Tensor[]): void {
   }
 }
 
-export function requireDType(op: string, t: Tensor, dtypes: DType[], what = "input"): void {
-  if (!dtypes.includes(t.dtype)) {
-    throw new DTypeError(`${op}: ${what} has dtype ${t.dtype}, expected ${dtypes.join(" or ")}`);
-  }
-}
-
 export { checkInputs };
