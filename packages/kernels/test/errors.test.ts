@@ -41,11 +41,13 @@ describe("errors become JS exceptions and the process survives", () => {
     expect(() => cpu.setNumThreads(0)).toThrow(/setNumThreads/);
   });
   it("error codes map to typed errors", () => {
+    let thrown: unknown = null;
     try {
       cpu.free(99);
     } catch (e) {
-      expect(toKernelError(e)).toBeInstanceOf(KernelError);
+      thrown = e;
     }
+    expect(toKernelError(thrown)).toBeInstanceOf(KernelError);
     const oom = Object.assign(new Error("x"), { code: "OUT_OF_MEMORY" });
     expect(toKernelError(oom)).toBeInstanceOf(OutOfMemory);
   });
