@@ -6,7 +6,7 @@ import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { type ParsedArgs, numberFlag, parseArgs, stringFlag } from "./args.js";
 import { formatCorpusStats, type TextFormat } from "./corpus.js";
-import { DataError, DataUsageError } from "./errors.js";
+import { CorpusError, DataError, DataUsageError } from "./errors.js";
 import { shard } from "./shard.js";
 import { type EncoderChoice, TextTokenizer } from "./tokenizer.js";
 import { verifyShards } from "./verify.js";
@@ -66,7 +66,7 @@ export async function tokenizeCommand(
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code)
-        throw new DataError("CORPUS_INVALID", `${file}: cannot read it (${(err as Error).message})`, file);
+        throw new CorpusError(file, `cannot read it (${(err as Error).message})`, err);
       throw err;
     }
     return 0;

@@ -16,7 +16,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { type CorpusStats, type TextFormat, emptyCorpusStats, readCorpus } from "./corpus.js";
-import { DataError, DataUsageError } from "./errors.js";
+import { DataError, DataUsageError, TokenizerError } from "./errors.js";
 import { writeFileAtomic } from "./fsutil.js";
 import { sha256Bytes, sha256File } from "./hash.js";
 import { fnv1a, hash4 } from "./rng.js";
@@ -377,11 +377,7 @@ export async function shard(options: ShardOptions): Promise<ShardResult> {
     throw new DataUsageError("no inputs: pass text/JSONL files, folders, or brown");
 
   const tokenizerText = await readFile(options.tokenizer, "utf8").catch((err: Error) => {
-    throw new DataError(
-      "TOKENIZER_INVALID",
-      `TokenizerError: ${options.tokenizer}: cannot read it (${err.message})`,
-      options.tokenizer,
-    );
+    throw new TokenizerError(options.tokenizer, `cannot read it (${err.message})`, err);
   });
   const encoder = options.encoder ?? "auto";
   const tok = TextTokenizer.fromJsonText(tokenizerText, options.tokenizer, { encoder });

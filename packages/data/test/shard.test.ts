@@ -11,6 +11,7 @@ import {
   ShardMissing,
   ShardSizeMismatch,
   StreamingDataset,
+  TokenizerError,
   TokenizerMismatch,
   TextTokenizer,
   brownFileIds,
@@ -109,6 +110,14 @@ describe("corpus bad lines", () => {
 });
 
 describe("shard", () => {
+  it("an unreadable tokenizer file is a TokenizerError naming it", async () => {
+    const missing = join(tmpdir(), "mbert-no-such-tokenizer.json");
+    const run = shard({ tokenizer: missing, inputs: [corpus], outDir: await sub("no-tok"), workers: 0 });
+    await expect(run).rejects.toBeInstanceOf(TokenizerError);
+    await expect(run).rejects.toMatchObject({ code: "TOKENIZER_INVALID" });
+    await expect(run).rejects.toThrow(/^TokenizerError: .*mbert-no-such-tokenizer\.json: cannot read it/);
+  });
+
   it("writes Arrow shards and an index.json that verify", async () => {
     const out = await sub("plain");
     const res = await shard({
