@@ -8,6 +8,15 @@ import type { Scheduler } from "./schedulers.js";
 import { type Time, Timestamp, fractionOf } from "./time.js";
 import type { DataSpec, Evaluator, LossLike, Optimizer, Precision, TrainableModel } from "./types.js";
 
+/** Batches per epoch of a data spec, when known: its length, else its dataloader's. */
+export function batchesPerEpoch(spec: DataSpec): number | undefined {
+  const l =
+    spec.length ??
+    spec.dataloader.length ??
+    (spec.dataloader as { batchesPerEpoch?: number }).batchesPerEpoch;
+  return typeof l === "number" ? l : undefined;
+}
+
 /** A batch's mean loss, still on the device until the trainer reads it. */
 export interface PendingLoss {
   /** The batch it belongs to (1-based, as logged). */
@@ -113,7 +122,7 @@ export class State {
 
   /** Batches per epoch of the train dataloader on this rank, when known. */
   get dataloaderLen(): number | undefined {
-    return this.trainData?.length;
+    return this.trainData ? batchesPerEpoch(this.trainData) : undefined;
   }
 
   /** Asks the loop to stop after the current batch (early stopping, signals). */

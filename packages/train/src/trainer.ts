@@ -18,7 +18,7 @@ import { ProgressBarLogger } from "./loggers/progress.js";
 import type { Metric } from "./metrics.js";
 import { clipScale } from "./optim.js";
 import { type ScheduleContext, type Scheduler, combinedFactor } from "./schedulers.js";
-import { State } from "./state.js";
+import { State, batchesPerEpoch } from "./state.js";
 import { Time, reached, resolveTime } from "./time.js";
 import type {
   DataSpec,
@@ -126,14 +126,6 @@ function iterate<B>(loader: DataSpec<B>["dataloader"]): AnyIterator<B> {
 
 function asArray<T>(x: T | T[] | undefined): T[] {
   return x === undefined ? [] : Array.isArray(x) ? x : [x];
-}
-
-function batchesPerEpoch(spec: DataSpec): number | undefined {
-  const l =
-    spec.length ??
-    spec.dataloader.length ??
-    (spec.dataloader as { batchesPerEpoch?: number }).batchesPerEpoch;
-  return typeof l === "number" ? l : undefined;
 }
 
 export class Trainer {

@@ -8,6 +8,7 @@ import {
   InMemoryLogger,
   State,
   Trainer,
+  listCheckpoints,
   latestCheckpoint,
   loadCheckpoint,
   saveCheckpoint,
@@ -30,6 +31,28 @@ function trainedState(folder: string, steps: number): Trainer {
 }
 
 describe("checkpoints", () => {
+  it("a fractional saveInterval resolves against the dataloader's own length", async () => {
+    // toyData's spec has no length of its own: batches per epoch come from its loader (6).
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), "mbert-ckpt-dur-"));
+    const model = new ToyModel(1);
+    await new Trainer({
+      model,
+      trainDataloader: toyData(toySamples(48), 8),
+      optimizers: toyOptimizer(model),
+      maxDuration: "2ep",
+      device: "cpu",
+      saveFolder: folder,
+      saveInterval: "0.25dur", // 3 of 12 batches
+      loggers: [new InMemoryLogger()],
+    }).fit();
+    expect(listCheckpoints(folder).map((c) => path.basename(c))).toEqual([
+      "ep0-ba3",
+      "ep0-ba6", // saved at the batch end, before the epoch is counted
+      "ep1-ba9",
+      "ep1-ba12",
+    ]);
+  });
+
   it("a failure between the temporary write and the rename leaves the previous checkpoint loadable", async () => {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), "mbert-ckpt-"));
     const t = trainedState(folder, 2);
