@@ -140,8 +140,8 @@ export class Trainer {
   /** Batches between reads of the train loss (see TrainerOptions.lossReadInterval). */
   readonly lossReadInterval: number;
   private initialized = false;
-  private lastEvalMark = 0;
-  private lastEvalBatch = -1;
+  /** Per evaluator: its interval, the last interval mark it ran at, and the batch it last ran at. */
+  private readonly evalState = new Map<Evaluator, { interval: Time; mark: number; batch: number }>();
   readonly checkpointSaver?: CheckpointSaver;
   /** What loading `loadPath` (or the autoresumed checkpoint) did to each model weight. */
   loadReport?: WeightsReport;
@@ -191,6 +191,10 @@ export class Trainer {
             ? [{ label: "eval", data: ev as DataSpec }]
             : [ev as Evaluator];
     this.evalInterval = Time.from(opts.evalInterval ?? "1ep", "ba");
+    for (const ev of st.evaluators) {
+      const interval = ev.evalInterval === undefined ? this.evalInterval : Time.from(ev.evalInterval, "ba");
+      this.evalState.set(ev, { interval, mark: 0, batch: -1 });
+    }
     const mb = opts.deviceTrainMicrobatchSize;
     this.autoMicrobatch = mb === "auto";
     if (typeof mb === "number") {
@@ -306,7 +310,7 @@ export class Trainer {
     if (st.optimizers.length === 0) throw new TrainerConfigError("fit: no optimizer was given");
     this.initialize();
     const spec = st.trainData;
-    this.lastEvalMark = this.evalMark();
+    for (const e of this.evalState.values()) e.mark = this.evalMark(e.interval);
     st.clearStop();
     try {
       this.fire(Event.FIT_START);
@@ -345,7 +349,7 @@ export class Trainer {
           }
           st.timestamp = st.timestamp.afterEpoch();
           this.fire(Event.EPOCH_END);
-          if (this.evalDue("ep") || this.finalEvalDue()) await this.runAllEvals();
+          await this.runEvals(this.dueEvaluators("ep"));
           this.fire(Event.EPOCH_CHECKPOINT);
         }
       }
@@ -366,9 +370,10 @@ export class Trainer {
     for (const cb of this.callbacks) cb.close(this.state, this.logger);
   }
 
-  private evalMark(): number {
+  /** How many whole intervals `interval` the run has completed. */
+  private evalMark(interval: Time): number {
     const st = this.state;
-    let t = this.evalInterval;
+    let t = interval;
     if (t.unit === "dur") {
       if (!st.maxDuration) return 0;
       t = resolveTime(t, st.maxDuration, st.trainData ? batchesPerEpoch(st.trainData) : undefined, {
@@ -379,23 +384,30 @@ export class Trainer {
     return Math.floor(st.timestamp.get(t.unit) / t.value);
   }
 
-  /** Training has reached maxDuration and the evaluators have not yet run at this batch. */
-  private finalEvalDue(): boolean {
+  /**
+   * The evaluators due now; `at` says whether we are at a batch end or an epoch end.
+   * An evaluator runs when its interval (epoch-based ones at epoch ends, the rest at
+   * batch ends) has elapsed again, and, as Composer does, when training reaches
+   * maxDuration and it has not yet run at this batch.
+   */
+  private dueEvaluators(at: "ba" | "ep"): Evaluator[] {
     const st = this.state;
-    return this.isDone() && st.evaluators.length > 0 && this.lastEvalBatch !== st.timestamp.batch;
-  }
-
-  /** Whether an evaluation is due now; `at` says whether we are at a batch end or an epoch end. */
-  private evalDue(at: "ba" | "ep"): boolean {
-    if (this.state.evaluators.length === 0) return false;
-    const isEpochUnit = this.evalInterval.unit === "ep";
-    if ((at === "ep") !== isEpochUnit) return false;
-    const m = this.evalMark();
-    if (m > this.lastEvalMark) {
-      this.lastEvalMark = m;
-      return true;
+    const done = this.isDone();
+    const due: Evaluator[] = [];
+    for (const [ev, e] of this.evalState) {
+      const epochUnit = e.interval.unit === "ep";
+      let run = false;
+      if ((at === "ep") === epochUnit) {
+        const m = this.evalMark(e.interval);
+        if (m > e.mark) {
+          e.mark = m;
+          run = true;
+        }
+      }
+      if (done && e.batch !== st.timestamp.batch && (at === "ep" || !epochUnit)) run = true;
+      if (run) due.push(ev);
     }
-    return false;
+    return due;
   }
 
   private async trainBatch(spec: DataSpec): Promise<void> {
@@ -446,9 +458,7 @@ export class Trainer {
       this.logger.logMetrics(m);
     }
     this.fire(Event.BATCH_END);
-    // As Composer does, training that reaches maxDuration ends with an evaluation.
-    if (this.evalDue("ba") || (this.finalEvalDue() && this.evalInterval.unit !== "ep"))
-      await this.runAllEvals();
+    await this.runEvals(this.dueEvaluators("ba"));
     this.fire(Event.BATCH_CHECKPOINT);
   }
 
@@ -563,10 +573,13 @@ export class Trainer {
     }
   }
 
-  private async runAllEvals(): Promise<void> {
-    this.lastEvalBatch = this.state.timestamp.batch;
+  private async runEvals(evaluators: Evaluator[]): Promise<void> {
+    if (evaluators.length === 0) return;
     this.fire(Event.EVAL_BEFORE_ALL);
-    for (const ev of this.state.evaluators) await this.evaluate(ev);
+    for (const ev of evaluators) {
+      this.evalState.get(ev)!.batch = this.state.timestamp.batch;
+      await this.evaluate(ev);
+    }
     this.fire(Event.EVAL_AFTER_ALL);
   }
 

@@ -131,6 +131,36 @@ describe("Trainer", () => {
     expect(log.latest["metrics/eval/LanguageCrossEntropy"]).toBeGreaterThan(0);
   });
 
+  it("an evaluator's own evalInterval overrides the trainer's", async () => {
+    const model = new ToyModel(1);
+    const log = new InMemoryLogger();
+    await new Trainer({
+      model,
+      trainDataloader: toyData(toySamples(48), 8), // 6 batches per epoch
+      evalDataloader: [
+        { label: "often", data: toyData(toySamples(16), 8), evalInterval: "2ba" },
+        { label: "rare", data: toyData(toySamples(16), 8) },
+      ],
+      evalInterval: "1ep",
+      optimizers: toyOptimizer(model),
+      maxDuration: "1ep",
+      loggers: [log],
+      seed: 1,
+      device: "cpu",
+    }).fit();
+    const at = (label: string) =>
+      (log.history[`metrics/${label}/LanguageCrossEntropy`] ?? []).map(([b]) => b);
+    expect(at("often")).toEqual([2, 4, 6]);
+    expect(at("rare")).toEqual([6]);
+    expect(
+      () =>
+        new Trainer({
+          model,
+          evalDataloader: [{ label: "x", data: toyData(toySamples(8), 8), evalInterval: "2parsecs" }],
+        }),
+    ).toThrow();
+  });
+
   it("same seed gives the same losses; gradient accumulation matches one batch", async () => {
     const a = new InMemoryLogger();
     const b = new InMemoryLogger();
