@@ -78,7 +78,9 @@ describe("checkpoints", () => {
     expect(st.timestamp.batch).toBe(2);
   });
 
-  it("a process killed mid-write leaves the previous checkpoint and latest intact", async () => {
+  // The writer side of a crash is the beforePublish test above; this one checks what a
+  // reader makes of the folder a killed writer leaves behind.
+  it("a temporary checkpoint left by a killed process is skipped by readers and fails validation", async () => {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), "mbert-kill-"));
     await trainedState(folder, 2).fit();
     const before = fs.readFileSync(path.join(folder, "latest"), "utf8");
@@ -96,6 +98,8 @@ describe("checkpoints", () => {
     validateCheckpoint(path.join(folder, before));
     const leftover = fs.readdirSync(folder).find((n) => n.includes(".tmp-"))!;
     expect(() => validateCheckpoint(path.join(folder, leftover))).toThrow(/has no manifest.json/);
+    expect(listCheckpoints(folder).map((c) => path.basename(c))).toEqual(["ep0-ba2"]);
+    expect(latestCheckpoint(folder)).toBe(path.join(folder, before));
   });
 
   it("a corrupt file is reported by checkpoint and file name", async () => {
