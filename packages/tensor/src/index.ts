@@ -33,6 +33,8 @@ export {
 export type { RandomOptions } from "./creation.js";
 export { Generator, defaultGenerator, manualSeed } from "./random.js";
 export { backend, cudaAvailable, Storage } from "./backend.js";
+// Op codes of the raw kernels that backend() gives (for optimizers and fused paths).
+export { BINARY, UNARY } from "@mbert/kernels";
 export {
   type DType,
   type Device,

@@ -14,11 +14,13 @@
  * clipping by global norm is applied without touching the gradients.
  */
 import {
+  BINARY,
   type Parameter,
   type Tensor,
   backend,
   dtypeBytes,
   dtypeCode,
+  UNARY,
   keep,
   zeros,
   zerosLike,
@@ -320,7 +322,7 @@ export class SGD extends BaseOptimizer {
       // d = gradScale * g (+ wd * p), in a scratch buffer of the param's dtype
       const d = zerosLike(p);
       k.cast(dt, d.ptr, dtypeCode(g.dtype), g.ptr, p.size);
-      if (gradScale !== 1) k.unary(UNARY_AFFINE, dt, d.ptr, d.ptr, p.size, gradScale, 0);
+      if (gradScale !== 1) k.unary(UNARY.affine, dt, d.ptr, d.ptr, p.size, gradScale, 0);
       if (group.weightDecay !== 0) axpy(p, d, group.weightDecay, p);
       let dir = d;
       if (this.momentum !== 0) {
@@ -330,7 +332,7 @@ export class SGD extends BaseOptimizer {
           k.copy(buf.ptr, 0, d.ptr, 0, p.size * dtypeBytes(p.dtype));
           this.buffers.set(p, buf);
         } else {
-          k.unary(UNARY_AFFINE, dt, buf.ptr, buf.ptr, p.size, this.momentum, 0);
+          k.unary(UNARY.affine, dt, buf.ptr, buf.ptr, p.size, this.momentum, 0);
           axpy(d, buf, 1, buf);
         }
         dir = buf;
@@ -379,16 +381,13 @@ export class SGD extends BaseOptimizer {
   }
 }
 
-const UNARY_AFFINE = 9; // UNARY.affine in the kernel contract: alpha * x + beta
-const BINARY_ADD = 0;
-
 /** out = y + a * x (all contiguous, same shape and dtype). */
 function axpy(x: Tensor, y: Tensor, a: number, out: Tensor): void {
   const k = backend(x.device);
   const dt = dtypeCode(x.dtype);
   const tmp = zerosLike(x);
-  k.unary(UNARY_AFFINE, dt, tmp.ptr, x.ptr, x.size, a, 0);
-  k.binary(BINARY_ADD, dt, out.ptr, y.ptr, tmp.ptr, [x.size], [1], [1]);
+  k.unary(UNARY.affine, dt, tmp.ptr, x.ptr, x.size, a, 0);
+  k.binary(BINARY.add, dt, out.ptr, y.ptr, tmp.ptr, [x.size], [1], [1]);
   tmp.dispose();
 }
 
