@@ -9,6 +9,7 @@
 // One warp per row. When C fits (C <= 1024, 16-byte aligned rows) the row
 // lives in registers: 32 elements per lane, loaded as 16-byte vectors.
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda/kernel_util.cuh"
 
@@ -19,6 +20,7 @@ namespace {
 constexpr int kWarps = 4;       // rows per block
 constexpr int kPerLane = 32;    // cached elements per lane
 constexpr int kMaxCachedC = 32 * kPerLane;
+constexpr int kBwdBlocksPerSm = 4;  // resident backward blocks per SM (launch bound and grid)
 
 // ---- forward ------------------------------------------------------------------------
 
@@ -126,13 +128,15 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_forward_generic(
 // ---- backward -----------------------------------------------------------------------
 
 // Warps stride over rows; each keeps its lanes' dweight/dbias partial sums and
-// writes them to pw/pb[warp][C] (fp32) at the end.
-template <typename T>
-__global__ void __launch_bounds__(kWarps * 32) layernorm_backward_cached(
+// writes them to pw/pb[warp][C] (fp32) at the end. MAXV: 16-byte vectors per
+// lane (ceil(C / (32 N))), a template parameter so that C = 768 keeps three
+// vectors, not four, in registers. The row is kept as loaded (packed T) and
+// x̂ and g are recomputed for dx: fewer registers, more resident warps.
+template <typename T, int MAXV>
+__global__ void __launch_bounds__(kWarps * 32, MAXV <= 4 ? kBwdBlocksPerSm : 2) layernorm_backward_cached(
     T* dx, float* pw, float* pb, const T* dy, const T* x, const float* mean, const float* rstd, const T* weight,
     int64_t rows, int C) {
   constexpr int N = Vec<T>::N;
-  constexpr int MAXV = kPerLane / N;
   const int lane = threadIdx.x & 31;
   const int64_t warp = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   const int64_t nwarps = int64_t(gridDim.x) * kWarps;
@@ -150,23 +154,30 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_backward_cached(
   for (int64_t row = warp; row < rows; row += nwarps) {
     const int64_t base = row * C;
     const float mu = mean[row], rs = rstd[row];
-    float xhat[MAXV][N], g[MAXV][N];
+    Vec<T> xs[MAXV], gs[MAXV];
+#pragma unroll
+    for (int j = 0; j < MAXV; ++j) {
+      const int v = j * 32 + lane;
+      if (v < nv) {
+        xs[j] = load_vec_cs(x + base + v * N);
+        gs[j] = load_vec_cs(dy + base + v * N);
+      }
+    }
     float sg = 0.f, sgx = 0.f;
 #pragma unroll
     for (int j = 0; j < MAXV; ++j) {
       const int v = j * 32 + lane;
       if (v < nv) {
-        const Vec<T> xv = load_vec_cs(x + base + v * N), gv = load_vec_cs(dy + base + v * N);
         Vec<T> wv;  // weight is re-read per row from L1: keeps registers for the row
         if (weight) wv = load_vec(weight + v * N);
 #pragma unroll
         for (int k = 0; k < N; ++k) {
-          const float d = to_f<T>(gv.v[k]);
-          xhat[j][k] = (to_f<T>(xv.v[k]) - mu) * rs;
-          g[j][k] = d * (weight ? to_f<T>(wv.v[k]) : 1.f);
-          sg += g[j][k];
-          sgx += g[j][k] * xhat[j][k];
-          accw[j][k] += d * xhat[j][k];
+          const float d = to_f<T>(gs[j].v[k]);
+          const float xhat = (to_f<T>(xs[j].v[k]) - mu) * rs;
+          const float g = d * (weight ? to_f<T>(wv.v[k]) : 1.f);
+          sg += g;
+          sgx += g * xhat;
+          accw[j][k] += d * xhat;
           accb[j][k] += d;
         }
       }
@@ -176,9 +187,15 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_backward_cached(
     for (int j = 0; j < MAXV; ++j) {
       const int v = j * 32 + lane;
       if (v < nv) {
+        Vec<T> wv;
+        if (weight) wv = load_vec(weight + v * N);
         Vec<T> o;
 #pragma unroll
-        for (int k = 0; k < N; ++k) o.v[k] = from_f<T>(rs * (g[j][k] - mg - xhat[j][k] * mgx));
+        for (int k = 0; k < N; ++k) {
+          const float xhat = (to_f<T>(xs[j].v[k]) - mu) * rs;
+          const float g = to_f<T>(gs[j].v[k]) * (weight ? to_f<T>(wv.v[k]) : 1.f);
+          o.v[k] = from_f<T>(rs * (g - mg - xhat * mgx));
+        }
         store_vec(dx + base + v * N, o);
       }
     }
@@ -253,30 +270,40 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_backward_generic(
 }
 
 // dweight[c] (+)= sum over parts of pw[part][c]; same for dbias. Block
-// (32 columns x 16 slices): slice y sums parts y, y + 16, ...; the 16 slice
-// sums are then added in slice order (fixed order: deterministic).
+// (kFinishCols columns x kFinishSlices slices): slice y sums parts y, y + 64, ...
+// in order, then the slice sums are combined by a fixed pairwise tree (the
+// order never depends on scheduling: deterministic). Narrow blocks spread the
+// few hundred partial rows over ~100 SMs instead of a couple dozen.
+constexpr int kFinishCols = 8;
+constexpr int kFinishSlices = 64;
+
 template <typename G>
-__global__ void layernorm_param_finish(G* dweight, G* dbias, const float* pw, const float* pb, int64_t nparts, int C,
-                                       bool accumulate) {
-  __shared__ float sw[16][33], sb[16][33];
+__global__ void __launch_bounds__(kFinishCols* kFinishSlices) layernorm_param_finish(
+    G* dweight, G* dbias, const float* pw, const float* pb, int64_t nparts, int C, bool accumulate) {
+  __shared__ float sw[kFinishSlices][kFinishCols + 1], sb[kFinishSlices][kFinishCols + 1];
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const int c = blockIdx.x * 32 + tx;
+  const int c = blockIdx.x * kFinishCols + tx;
   float w = 0.f, b = 0.f;
   if (c < C) {
-#pragma unroll 8  // independent loads in flight: the sums stay in part order
-    for (int64_t p = ty; p < nparts; p += 16) {
+#pragma unroll 4  // independent loads in flight: the sums stay in part order
+    for (int64_t p = ty; p < nparts; p += kFinishSlices) {
       w += pw[p * C + c];
       b += pb[p * C + c];
     }
   }
   sw[ty][tx] = w;
   sb[ty][tx] = b;
-  __syncthreads();
-  if (ty == 0 && c < C) {
-    for (int y = 1; y < 16; ++y) {
-      w += sw[y][tx];
-      b += sb[y][tx];
+#pragma unroll
+  for (int s = kFinishSlices / 2; s > 0; s /= 2) {
+    __syncthreads();
+    if (ty < s) {
+      sw[ty][tx] += sw[ty + s][tx];
+      sb[ty][tx] += sb[ty + s][tx];
     }
+  }
+  if (ty == 0 && c < C) {
+    w = sw[0][tx];
+    b = sb[0][tx];
     if (dweight) dweight[c] = from_f<G>(accumulate ? to_f<G>(dweight[c]) + w : w);
     if (dbias) dbias[c] = from_f<G>(accumulate ? to_f<G>(dbias[c]) + b : b);
   }
@@ -310,7 +337,7 @@ template <typename T>
 void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy, const T* x, const float* mean,
                         const float* rstd, const T* weight, int64_t rows, int C, bool accumulate, cudaStream_t st) {
   const bool params = (dweight || dbias) && C > 0;
-  int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(ceil_div(rows, kWarps), int64_t(sm_count()) * 3));
+  int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(ceil_div(rows, kWarps), int64_t(sm_count()) * kBwdBlocksPerSm));
   float* pw = nullptr;
   float* pb = nullptr;
   if (params) {
@@ -327,8 +354,20 @@ void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy
   if (rows > 0 || params) {
     if (cached) {
       const std::size_t smem = params ? 2 * kWarps * std::size_t(C) * sizeof(float) : 0;
-      layernorm_backward_cached<T><<<unsigned(blocks), kWarps * 32, smem, st>>>(dx, pw, pb, dy, x, mean, rstd,
-                                                                                weight, rows, C);
+      // Vectors per lane, rounded up to an instantiated count.
+      const int mv = int(ceil_div(C / Vec<T>::N, 32));
+      auto launch = [&](auto maxv) {
+        layernorm_backward_cached<T, decltype(maxv)::value>
+            <<<unsigned(blocks), kWarps * 32, smem, st>>>(dx, pw, pb, dy, x, mean, rstd, weight, rows, C);
+      };
+      if (mv <= 1) launch(std::integral_constant<int, 1>{});
+      else if (mv <= 2) launch(std::integral_constant<int, 2>{});
+      else if (mv <= 3) launch(std::integral_constant<int, 3>{});
+      else if (mv <= 4) launch(std::integral_constant<int, 4>{});
+      else if constexpr (Vec<T>::N == 4) {  // fp32 rows of up to 1024: up to 8 vectors
+        if (mv <= 6) launch(std::integral_constant<int, 6>{});
+        else launch(std::integral_constant<int, 8>{});
+      }
     } else {
       layernorm_backward_generic<T><<<unsigned(blocks), kWarps * 32, 0, st>>>(dx, pw, pb, dy, x, mean, rstd, weight,
                                                                               rows, C);
@@ -336,8 +375,8 @@ void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy
     MBERT_LAUNCH_CHECK();
   }
   if (params) {
-    const unsigned g = unsigned(ceil_div(C, 32));
-    const dim3 block{32u, 16u, 1u};
+    const unsigned g = unsigned(ceil_div(C, kFinishCols));
+    const dim3 block{unsigned(kFinishCols), unsigned(kFinishSlices), 1u};
     if (gt == DType::BF16)
       layernorm_param_finish<bf16><<<g, block, 0, st>>>(static_cast<bf16*>(dweight), static_cast<bf16*>(dbias), pw,
                                                         pb, nparts, C, accumulate);
