@@ -173,15 +173,28 @@ for (const [lname, nOut, nIn] of linears) {
   add(
     "geglu.fwd",
     "mem",
-    time(() => cu.gegluForward(BF16, out, x, T, I)),
+    time(() => cu.gegluForward(BF16, out, x, T, I, 0, 0, 0)),
     3 * ti,
   );
   add(
     "geglu.bwd",
     "mem",
-    time(() => cu.gegluBackward(BF16, dx, dy, x, T, I)),
+    time(() => cu.gegluBackward(BF16, dx, dy, x, T, I, 0, 0, 0)),
     5 * ti,
   );
+  add(
+    "geglu.fwd+dropout",
+    "mem",
+    time(() => cu.gegluForward(BF16, out, x, T, I, 0.1, 7, 0)),
+    3 * ti,
+  );
+  add(
+    "geglu.bwd+dropout",
+    "mem",
+    time(() => cu.gegluBackward(BF16, dx, dy, x, T, I, 0.1, 7, 0)),
+    5 * ti,
+  );
+
   for (const p of [x, out, dy, dx]) cu.free(p);
 }
 {

@@ -5,6 +5,11 @@
 // approximation, so this stays a kernel of its own). Accumulation: `=`, fp32
 // math, one rounding on store. 16-byte vectors when I % 8 (bf16) or I % 4
 // (fp32) is 0 and the pointers are aligned: a vector never crosses a row.
+// With p > 0 the output is dropped out in the same pass, with the mask of
+// dropoutForward over the (rows, I) output (common/dropout.h): out equals
+// dropoutForward(gegluForward(x)) bit for bit, and the backward applies the
+// mask to dy before the GeGLU gradient, as dropoutBackward would.
+#include "common/dropout.h"
 #include "cuda/kernel_util.cuh"
 
 namespace mbert {
@@ -13,8 +18,29 @@ namespace {
 
 __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752440f)); }
 
+// Mask words of the N elements from flat index i0 (a multiple of 4 when N >= 4).
+template <int N>
+__device__ __forceinline__ void mask_words(uint32_t (&w)[N], const DropoutMask& m, int64_t i0) {
+  if constexpr (N == 1) {
+    w[0] = philox4x32_10(m.seed, m.offset + uint64_t(i0 >> 2)).w[i0 & 3];
+  } else {
+#pragma unroll
+    for (int h = 0; h < N / 4; ++h) {
+      const Philox4 r = philox4x32_10(m.seed, m.offset + uint64_t(i0 >> 2) + h);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) w[h * 4 + k] = r.w[k];
+    }
+  }
+}
+
+// y (already rounded to T) dropped out: T(float(y) * scale) or 0.
+template <typename T>
+__device__ __forceinline__ T drop(T y, bool keep, float scale) {
+  return keep ? from_f<T>(to_f<T>(y) * scale) : from_f<T>(0.f);
+}
+
 template <typename T, bool VEC>
-__global__ void geglu_forward_kernel(T* out, const T* x, int64_t rows, int64_t I) {
+__global__ void geglu_forward_kernel(T* out, const T* x, int64_t rows, int64_t I, DropoutMask mask) {
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   constexpr int N = VEC ? Vec<T>::N : 1;
   const int64_t iv = I / N, n = rows * iv;
@@ -26,15 +52,24 @@ __global__ void geglu_forward_kernel(T* out, const T* x, int64_t rows, int64_t I
       Vec<T> o;
 #pragma unroll
       for (int k = 0; k < N; ++k) o.v[k] = from_f<T>(gelu_f(to_f<T>(a.v[k])) * to_f<T>(b.v[k]));
+      if (mask.on()) {
+        uint32_t w[N];
+        mask_words<N>(w, mask, r * I + c);
+        const float scale = mask.scale<float>();
+#pragma unroll
+        for (int k = 0; k < N; ++k) o.v[k] = drop(o.v[k], mask.keep_word(w[k]), scale);
+      }
       store_vec(out + r * I + c, o);
     } else {
-      out[r * I + c] = from_f<T>(gelu_f(to_f<T>(xr[c])) * to_f<T>(xr[I + c]));
+      T y = from_f<T>(gelu_f(to_f<T>(xr[c])) * to_f<T>(xr[I + c]));
+      if (mask.on()) y = drop(y, mask.keep(r * I + c), mask.scale<float>());
+      out[r * I + c] = y;
     }
   }
 }
 
 template <typename T, bool VEC>
-__global__ void geglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t rows, int64_t I) {
+__global__ void geglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, DropoutMask mask) {
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   constexpr int N = VEC ? Vec<T>::N : 1;
   const int64_t iv = I / N, n = rows * iv;
@@ -44,7 +79,15 @@ __global__ void geglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t ro
     T* dxr = dx + r * 2 * I;
     float a[N], b[N], g[N];
     if constexpr (VEC) {
-      const Vec<T> av = load_vec_cs(xr + c), bv = load_vec_cs(xr + I + c), gv = load_vec_cs(dy + r * I + c);
+      const Vec<T> av = load_vec_cs(xr + c), bv = load_vec_cs(xr + I + c);
+      Vec<T> gv = load_vec_cs(dy + r * I + c);
+      if (mask.on()) {
+        uint32_t w[N];
+        mask_words<N>(w, mask, r * I + c);
+        const float scale = mask.scale<float>();
+#pragma unroll
+        for (int k = 0; k < N; ++k) gv.v[k] = drop(gv.v[k], mask.keep_word(w[k]), scale);
+      }
 #pragma unroll
       for (int k = 0; k < N; ++k) {
         a[k] = to_f<T>(av.v[k]);
@@ -54,7 +97,9 @@ __global__ void geglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t ro
     } else {
       a[0] = to_f<T>(xr[c]);
       b[0] = to_f<T>(xr[I + c]);
-      g[0] = to_f<T>(dy[r * I + c]);
+      T gt = dy[r * I + c];
+      if (mask.on()) gt = drop(gt, mask.keep(r * I + c), mask.scale<float>());
+      g[0] = to_f<T>(gt);
     }
     Vec<T> d1, d2;
 #pragma unroll
@@ -82,9 +127,10 @@ bool geglu_vec(int64_t I, int n_per_vec, std::initializer_list<const void*> ptrs
 }
 
 Napi::Value geglu_forward_js(const Napi::CallbackInfo& info) {
-  Args a(info, "gegluForward", 5);
+  Args a(info, "gegluForward", 8);
   const DType dt = float_dtype(a, 0);
   const int64_t rows = a.size(3, "rows"), I = a.size(4, "I");
+  const DropoutMask mask = dropout_mask_args(a, 5);
   void* out = dbuf(a, 1, dt, rows * I, "out");
   const void* x = dbuf(a, 2, dt, rows * 2 * I, "x");
   if (rows * I == 0) return undefined(a);
@@ -92,19 +138,20 @@ Napi::Value geglu_forward_js(const Napi::CallbackInfo& info) {
     constexpr int N = Vec<T>::N;
     if (geglu_vec(I, N, {out, x}))
       geglu_forward_kernel<T, true><<<grid_for(rows * I / N, 256), 256, 0, stream()>>>(
-          static_cast<T*>(out), static_cast<const T*>(x), rows, I);
+          static_cast<T*>(out), static_cast<const T*>(x), rows, I, mask);
     else
       geglu_forward_kernel<T, false><<<grid_for(rows * I, 256), 256, 0, stream()>>>(
-          static_cast<T*>(out), static_cast<const T*>(x), rows, I);
+          static_cast<T*>(out), static_cast<const T*>(x), rows, I, mask);
   });
   MBERT_LAUNCH_CHECK();
   return undefined(a);
 }
 
 Napi::Value geglu_backward_js(const Napi::CallbackInfo& info) {
-  Args a(info, "gegluBackward", 6);
+  Args a(info, "gegluBackward", 9);
   const DType dt = float_dtype(a, 0);
   const int64_t rows = a.size(4, "rows"), I = a.size(5, "I");
+  const DropoutMask mask = dropout_mask_args(a, 6);
   void* dx = dbuf(a, 1, dt, rows * 2 * I, "dx");
   const void* dy = dbuf(a, 2, dt, rows * I, "dy");
   const void* x = dbuf(a, 3, dt, rows * 2 * I, "x");
@@ -113,10 +160,10 @@ Napi::Value geglu_backward_js(const Napi::CallbackInfo& info) {
     constexpr int N = Vec<T>::N;
     if (geglu_vec(I, N, {dx, dy, x}))
       geglu_backward_kernel<T, true><<<grid_for(rows * I / N, 256), 256, 0, stream()>>>(
-          static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x), rows, I);
+          static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x), rows, I, mask);
     else
       geglu_backward_kernel<T, false><<<grid_for(rows * I, 256), 256, 0, stream()>>>(
-          static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x), rows, I);
+          static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x), rows, I, mask);
   });
   MBERT_LAUNCH_CHECK();
   return undefined(a);

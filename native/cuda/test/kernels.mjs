@@ -724,22 +724,40 @@ if (want("geglu"))
           [4096, 3072],
           [5, 100],
         ]) {
-      const x = input(dt, randnArr(rows * 2 * I));
-      const out = output(dt, rows * I);
-      check("gegluFwd", `${rows}x${I}`, dt, "gegluForward", (B) => [B.dt(dt), B.p(out), B.p(x), rows, I], [
-        x,
-        out,
-      ]);
-      const dy = input(dt, randnArr(rows * I));
-      const dx = output(dt, rows * 2 * I);
-      check(
-        "gegluBwd",
-        `${rows}x${I}`,
-        dt,
-        "gegluBackward",
-        (B) => [B.dt(dt), B.p(dx), B.p(dy), B.p(x), rows, I],
-        [x, dy, dx],
-      );
+      // p > 0: dropout fused on the output; the mask must match the CPU's exactly.
+      for (const [p, s, off] of [
+        [0, 0, 0],
+        [0.1, 77, 5],
+      ]) {
+        const tag = `${rows}x${I} p=${p}`;
+        const x = input(dt, randnArr(rows * 2 * I));
+        const out = output(dt, rows * I);
+        const r = check(
+          "gegluFwd",
+          tag,
+          dt,
+          "gegluForward",
+          (B) => [B.dt(dt), B.p(out), B.p(x), rows, I, p, s, off],
+          [x, out],
+        );
+        if (r && p > 0) {
+          const gg = r.gpu.get(out);
+          const rr = r.ref.get(out);
+          let diff = 0;
+          for (let i = 0; i < rows * I; ++i) if ((gg[i] === 0) !== (rr[i] === 0)) ++diff;
+          pass("geglu dropout mask", `${tag} ${dt}: ${diff} positions differ`, diff === 0);
+        }
+        const dy = input(dt, randnArr(rows * I));
+        const dx = output(dt, rows * 2 * I);
+        check(
+          "gegluBwd",
+          tag,
+          dt,
+          "gegluBackward",
+          (B) => [B.dt(dt), B.p(dx), B.p(dy), B.p(x), rows, I, p, s, off],
+          [x, dy, dx],
+        );
+      }
     }
   }
 

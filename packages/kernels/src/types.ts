@@ -247,10 +247,38 @@ export interface BackendKernels {
   ): void;
 
   // ---- GeGLU ---------------------------------------------------------------------
-  /** out(rows, I) = gelu(x[:, :I]) * x[:, I:], x: (rows, 2I). */
-  gegluForward(dtype: DTypeCode, out: Ptr, x: Ptr, rows: number, I: number): void;
-  /** dx(rows, 2I) from dy(rows, I) and x(rows, 2I). */
-  gegluBackward(dtype: DTypeCode, dx: Ptr, dy: Ptr, x: Ptr, rows: number, I: number): void;
+  /**
+   * out(rows, I) = gelu(x[:, :I]) * x[:, I:], x: (rows, 2I). With p > 0 the
+   * output is dropped out in the same pass: exactly
+   * `dropoutForward(out, p, seed, offset)` over the (rows, I) output.
+   * p = 0 turns that off (seed and offset are then unused).
+   */
+  gegluForward(
+    dtype: DTypeCode,
+    out: Ptr,
+    x: Ptr,
+    rows: number,
+    I: number,
+    p: number,
+    seed: number,
+    offset: number,
+  ): void;
+  /**
+   * dx(rows, 2I) from dy(rows, I) and x(rows, 2I). With p > 0, dy first goes
+   * through the forward's dropout mask (as `dropoutBackward` with the same
+   * p, seed and offset).
+   */
+  gegluBackward(
+    dtype: DTypeCode,
+    dx: Ptr,
+    dy: Ptr,
+    x: Ptr,
+    rows: number,
+    I: number,
+    p: number,
+    seed: number,
+    offset: number,
+  ): void;
 
   // ---- rows: embedding, gather, scatter -----------------------------------------
   /**

@@ -232,7 +232,7 @@ describe("softmax / layernorm / geglu", () => {
         const dy = asStored(dt, randn(rows * I, r));
         const out = poisoned(dt, rows * I);
         const xp = upload(dt, x);
-        cpu.gegluForward(dt, out, xp, rows, I);
+        cpu.gegluForward(dt, out, xp, rows, I, 0, 0, 0);
         const ref: number[] = [];
         const dref: number[] = [];
         for (let i = 0; i < rows; i++) {
@@ -251,9 +251,42 @@ describe("softmax / layernorm / geglu", () => {
         }
         expect(relErr(download(dt, out, rows * I), ref)).toBeLessThan(tol(dt) * 10);
         const dx = poisoned(dt, rows * 2 * I);
-        cpu.gegluBackward(dt, dx, upload(dt, dy), xp, rows, I);
+        cpu.gegluBackward(dt, dx, upload(dt, dy), xp, rows, I, 0, 0, 0);
         expect(relErr(download(dt, dx, rows * 2 * I), dref)).toBeLessThan(tol(dt) * 10);
       }
+    });
+    it(`geglu with fused dropout equals dropout after geglu, dtype=${dt}`, () => {
+      const r = rng(91 + dt);
+      for (const [rows, I, offset] of [
+        [5, 37, 3],
+        [2, 8, 0],
+      ] as const) {
+        const n = rows * I;
+        const xp = upload(dt, asStored(dt, randn(rows * 2 * I, r, 2)));
+        const dyp = upload(dt, asStored(dt, randn(n, r)));
+        const [p, seed] = [0.3, 1234];
+        const plain = poisoned(dt, n);
+        cpu.gegluForward(dt, plain, xp, rows, I, 0, 0, 0);
+        const ref = poisoned(dt, n);
+        cpu.dropoutForward(dt, ref, plain, n, p, seed, offset);
+        const fused = poisoned(dt, n);
+        cpu.gegluForward(dt, fused, xp, rows, I, p, seed, offset);
+        const refOut = download(dt, ref, n);
+        expect(download(dt, fused, n)).toEqual(refOut);
+        expect(refOut.some((v) => v === 0)).toBe(true); // the mask dropped something
+        // Backward: the mask applied to dy, then the GeGLU gradient.
+        const dyMasked = poisoned(dt, n);
+        cpu.dropoutBackward(dt, dyMasked, dyp, n, p, seed, offset);
+        const dref = poisoned(dt, 2 * n);
+        cpu.gegluBackward(dt, dref, dyMasked, xp, rows, I, 0, 0, 0);
+        const dx = poisoned(dt, 2 * n);
+        cpu.gegluBackward(dt, dx, dyp, xp, rows, I, p, seed, offset);
+        expect(download(dt, dx, 2 * n)).toEqual(download(dt, dref, 2 * n));
+      }
+      const out = poisoned(dt, 4);
+      const xp = upload(dt, [1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(() => cpu.gegluForward(dt, out, xp, 1, 4, 1, 0, 0)).toThrow(/dropout p must be in \[0, 1\)/);
+      expect(() => cpu.gegluForward(dt, out, xp, 1, 4, 0.1, -1, 0)).toThrow(/seed and offset/);
     });
   }
 });
