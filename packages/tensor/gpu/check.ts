@@ -228,6 +228,16 @@ const cases: Case[] = [
     inputs: [{ shape: [300, 768] }],
     fn: ([x]) => F.dropout(x!, 0.1, true, new Generator(42, 1234)),
   },
+  {
+    op: "geglu + fused dropout p=0.1",
+    inputs: [{ shape: [300, 2 * 3072] }],
+    fn: ([x]) => F.geglu(x!, { dropout: 0.1, generator: new Generator(43, 4321) }),
+  },
+  {
+    op: "geglu + fused dropout, odd I",
+    inputs: [{ shape: [3, 2 * 7] }],
+    fn: ([x]) => F.geglu(x!, { dropout: 0.5, generator: new Generator(44, 3) }),
+  },
   ...attentionCases(),
 ];
 

@@ -56,6 +56,7 @@ export {
   cast,
   to,
   type CrossEntropyOptions,
+  type GegluOptions,
 } from "./ops/nn.js";
 export {
   varlenAttention,

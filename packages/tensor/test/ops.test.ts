@@ -256,6 +256,33 @@ describe("gradients (float64 finite differences)", () => {
       expect(relErr(F.geglu(x).data() as Float64Array, ref.data() as Float64Array)).toBeLessThan(1e-14);
     });
   });
+
+  it("geglu with fused dropout equals dropout(geglu): same bits, same gradient, same draw", () => {
+    tidy(() => {
+      for (const dtype of ["float32", "float64"] as const) {
+        const x = rand64([6, 2 * 9], 97).castTo(dtype);
+        x.requiresGrad = true;
+        const x2 = rand64([6, 2 * 9], 97).castTo(dtype);
+        x2.requiresGrad = true;
+        const g1 = new Generator(5, 11);
+        const g2 = new Generator(5, 11);
+        const fused = F.geglu(x, { dropout: 0.25, generator: g1 });
+        const split = F.dropout(F.geglu(x2), 0.25, true, g2);
+        expect(Array.from(fused.data())).toEqual(Array.from(split.data()));
+        expect(Array.from(fused.data()).some((v) => v === 0)).toBe(true);
+        expect(g1.offset).toBe(g2.offset);
+        const w = rand64([6, 9], 98).castTo(dtype);
+        fused.mul(w).sum().backward();
+        split.mul(w).sum().backward();
+        expect(Array.from(x.grad!.data())).toEqual(Array.from(x2.grad!.data()));
+      }
+      const x = rand64([2, 4], 99);
+      const g = new Generator(1, 0);
+      expect(F.geglu(x, { dropout: 0.5, training: false, generator: g }).data()).toEqual(F.geglu(x).data());
+      expect(g.offset).toBe(0);
+      expect(() => F.geglu(x, { dropout: 1 })).toThrow(RangeError);
+    });
+  });
 });
 
 describe("creation", () => {

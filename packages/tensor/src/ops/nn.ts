@@ -235,21 +235,43 @@ export function mseLoss(a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
+export interface GegluOptions {
+  /**
+   * Dropout probability applied to the output in the same kernel (default 0):
+   * the result equals `dropout(geglu(x), p, training, generator)`, with the
+   * same generator draw, without the extra pass over the (rows, I) tensor.
+   */
+  dropout?: number;
+  /** Whether dropout applies (default true, as `dropout`). */
+  training?: boolean;
+  generator?: Generator;
+}
+
 /** GeGLU on a fused projection: x (..., 2I) -> gelu(x[..., :I]) * x[..., I:]. */
-export function geglu(x: Tensor): Tensor {
+export function geglu(x: Tensor, opts: GegluOptions = {}): Tensor {
   checkInputs("geglu", [x]);
   requireFloat("geglu", x);
   const two = x.shape[x.rank - 1] ?? 0;
   if (x.rank === 0 || two % 2 !== 0)
     throw new ShapeError(`geglu: last dimension of ${fmt(x.shape)} must be even (2I)`);
+  const p = opts.dropout ?? 0;
+  if (!(p >= 0 && p < 1)) throw new RangeError(`geglu: dropout must be in [0, 1), got ${p}`);
   const I = two / 2;
   const rows = I === 0 ? 0 : x.size / two;
   const out = emptyOn([...x.shape.slice(0, -1), I], x.dtype, x);
-  if (out.size > 0) launch("geglu", x, (k) => k.gegluForward(code(x), out.ptr, x.ptr, rows, I));
+  // The same generator draw as dropout(out): fused and separate runs give the same bits.
+  const drop = (opts.training ?? true) && p > 0 ? p : 0;
+  const generator = opts.generator ?? defaultGenerator;
+  const seed = drop > 0 ? generator.seed : 0;
+  const offset = drop > 0 ? generator.take(out.size) : 0;
+  if (out.size > 0)
+    launch("geglu", x, (k) => k.gegluForward(code(x), out.ptr, x.ptr, rows, I, drop, seed, offset));
   record("geglu", out, [x], [x], (g, [xs]) => {
     const dx = emptyOn(x.shape, x.dtype, g);
     if (x.size > 0)
-      launch("geglu backward", g, (k) => k.gegluBackward(code(x), dx.ptr, g.ptr, xs!.ptr, rows, I));
+      launch("geglu backward", g, (k) =>
+        k.gegluBackward(code(x), dx.ptr, g.ptr, xs!.ptr, rows, I, drop, seed, offset),
+      );
     return [dx];
   });
   return out;
