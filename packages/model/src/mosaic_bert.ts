@@ -102,8 +102,14 @@ export class BertGatedLinearUnitMLP extends nn.Module {
 
   // out: (R, C)  h: (R, C)
   forward(h: Tensor): Tensor {
-    const gated = F.geglu(this.gated_layers.forward(h)); // (R, I) = gelu(x[:, :I]) * x[:, I:]
-    return this.layernorm.forward(this.wo.forward(this.dropout.forward(gated)), h);
+    // (R, I) = dropout(gelu(x[:, :I]) * x[:, I:]), the dropout fused into the GeGLU kernel
+    const d = this.dropout;
+    const gated = F.geglu(this.gated_layers.forward(h), {
+      dropout: d.p,
+      training: d.training,
+      generator: d.generator,
+    });
+    return this.layernorm.forward(this.wo.forward(gated), h);
   }
 }
 
