@@ -6,6 +6,7 @@
 // u_i < p, u_i = (word >> 8) * 2^-24 (compared in float32).
 #include <cmath>
 
+#include "common/dropout.h"
 #include "common/philox.h"
 #include "cpu/cpu.h"
 
@@ -67,16 +68,14 @@ Napi::Value rand_normal_js(const Napi::CallbackInfo& info) {
 
 // out = x * mask / (1 - p); shared by forward (x) and backward (dy).
 template <typename T>
-void dropout(T* out, const T* x, int64_t n, double p, uint64_t seed, uint64_t offset) {
+void dropout(T* out, const T* x, int64_t n, const DropoutMask& m) {
   using C = acc_t<T>;
-  float pf = static_cast<float>(p);
-  C scale = p < 1 ? C(1) / (C(1) - C(p)) : C(0);
+  const C scale = m.p < 1 ? m.template scale<C>() : C(0);
   parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
     Philox4 r{};
     for (int64_t i = lo; i < hi; ++i) {
-      if (i == lo || (i & 3) == 0) r = philox4x32_10(seed, offset + static_cast<uint64_t>(i >> 2));
-      bool drop = uniform01(r.w[i & 3]) < pf;
-      out[i] = drop ? T(C(0)) : T(C(x[i]) * scale);
+      if (i == lo || (i & 3) == 0) r = philox4x32_10(m.seed, m.offset + static_cast<uint64_t>(i >> 2));
+      out[i] = m.keep_word(r.w[i & 3]) ? T(C(x[i]) * scale) : T(C(0));
     }
   });
 }
@@ -88,9 +87,12 @@ Napi::Value dropout_js(const Napi::CallbackInfo& info, const char* fn, const cha
   Args a(info, fn, 7);
   DType dt = a.dtype(0);
   int64_t n = a.size(3, "n");
-  double p = prob_arg(a, 4);
-  uint64_t seed = u64_arg(a, 5, "seed"), offset = u64_arg(a, 6, "offset");
-  MBERT_CPU_DISPATCH_FLOAT(fn, dt, { dropout<T>(buf<T>(a, 1, dt, n, out), buf<T>(a, 2, dt, n, in), n, p, seed, offset); });
+  DropoutMask m;
+  m.p = prob_arg(a, 4);
+  m.pf = static_cast<float>(m.p);
+  m.seed = u64_arg(a, 5, "seed");
+  m.offset = u64_arg(a, 6, "offset");
+  MBERT_CPU_DISPATCH_FLOAT(fn, dt, { dropout<T>(buf<T>(a, 1, dt, n, out), buf<T>(a, 2, dt, n, in), n, m); });
   return info.Env().Undefined();
 }
 

@@ -9,6 +9,8 @@
 // dropoutForward over the (rows, I) output (common/dropout.h): out equals
 // dropoutForward(gegluForward(x)) bit for bit, and the backward applies the
 // mask to dy before the GeGLU gradient, as dropoutBackward would.
+#include <type_traits>
+
 #include "common/dropout.h"
 #include "cuda/kernel_util.cuh"
 
@@ -39,7 +41,8 @@ __device__ __forceinline__ T drop(T y, bool keep, float scale) {
   return keep ? from_f<T>(to_f<T>(y) * scale) : from_f<T>(0.f);
 }
 
-template <typename T, bool VEC>
+// DROP: dropout on (a separate instantiation keeps the plain kernel as lean as before).
+template <typename T, bool VEC, bool DROP>
 __global__ void geglu_forward_kernel(T* out, const T* x, int64_t rows, int64_t I, DropoutMask mask) {
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   constexpr int N = VEC ? Vec<T>::N : 1;
@@ -52,7 +55,7 @@ __global__ void geglu_forward_kernel(T* out, const T* x, int64_t rows, int64_t I
       Vec<T> o;
 #pragma unroll
       for (int k = 0; k < N; ++k) o.v[k] = from_f<T>(gelu_f(to_f<T>(a.v[k])) * to_f<T>(b.v[k]));
-      if (mask.on()) {
+      if constexpr (DROP) {
         uint32_t w[N];
         mask_words<N>(w, mask, r * I + c);
         const float scale = mask.scale<float>();
@@ -62,13 +65,13 @@ __global__ void geglu_forward_kernel(T* out, const T* x, int64_t rows, int64_t I
       store_vec(out + r * I + c, o);
     } else {
       T y = from_f<T>(gelu_f(to_f<T>(xr[c])) * to_f<T>(xr[I + c]));
-      if (mask.on()) y = drop(y, mask.keep(r * I + c), mask.scale<float>());
+      if constexpr (DROP) y = drop(y, mask.keep(r * I + c), mask.scale<float>());
       out[r * I + c] = y;
     }
   }
 }
 
-template <typename T, bool VEC>
+template <typename T, bool VEC, bool DROP>
 __global__ void geglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, DropoutMask mask) {
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
   constexpr int N = VEC ? Vec<T>::N : 1;
@@ -81,7 +84,7 @@ __global__ void geglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t ro
     if constexpr (VEC) {
       const Vec<T> av = load_vec_cs(xr + c), bv = load_vec_cs(xr + I + c);
       Vec<T> gv = load_vec_cs(dy + r * I + c);
-      if (mask.on()) {
+      if constexpr (DROP) {
         uint32_t w[N];
         mask_words<N>(w, mask, r * I + c);
         const float scale = mask.scale<float>();
@@ -98,7 +101,7 @@ __global__ void geglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t ro
       a[0] = to_f<T>(xr[c]);
       b[0] = to_f<T>(xr[I + c]);
       T gt = dy[r * I + c];
-      if (mask.on()) gt = drop(gt, mask.keep(r * I + c), mask.scale<float>());
+      if constexpr (DROP) gt = drop(gt, mask.keep(r * I + c), mask.scale<float>());
       g[0] = to_f<T>(gt);
     }
     Vec<T> d1, d2;
@@ -131,17 +134,22 @@ Napi::Value geglu_forward_js(const Napi::CallbackInfo& info) {
   const DType dt = float_dtype(a, 0);
   const int64_t rows = a.size(3, "rows"), I = a.size(4, "I");
   const DropoutMask mask = dropout_mask_args(a, 5);
+  const int per_sm = mask.on() ? 16 : 8;  // Philox is arithmetic: more resident warps
   void* out = dbuf(a, 1, dt, rows * I, "out");
   const void* x = dbuf(a, 2, dt, rows * 2 * I, "x");
   if (rows * I == 0) return undefined(a);
   MBERT_CUDA_DISPATCH(dt, {
     constexpr int N = Vec<T>::N;
-    if (geglu_vec(I, N, {out, x}))
-      geglu_forward_kernel<T, true><<<grid_for(rows * I / N, 256), 256, 0, stream()>>>(
+    auto launch = [&](auto vec, auto drop) {
+      constexpr bool V = decltype(vec)::value, D = decltype(drop)::value;
+      geglu_forward_kernel<T, V, D><<<grid_for(rows * I / (V ? N : 1), 256, per_sm), 256, 0, stream()>>>(
           static_cast<T*>(out), static_cast<const T*>(x), rows, I, mask);
-    else
-      geglu_forward_kernel<T, false><<<grid_for(rows * I, 256), 256, 0, stream()>>>(
-          static_cast<T*>(out), static_cast<const T*>(x), rows, I, mask);
+    };
+    const bool vec = geglu_vec(I, N, {out, x});
+    if (vec && mask.on()) launch(std::true_type{}, std::true_type{});
+    else if (vec) launch(std::true_type{}, std::false_type{});
+    else if (mask.on()) launch(std::false_type{}, std::true_type{});
+    else launch(std::false_type{}, std::false_type{});
   });
   MBERT_LAUNCH_CHECK();
   return undefined(a);
@@ -152,18 +160,23 @@ Napi::Value geglu_backward_js(const Napi::CallbackInfo& info) {
   const DType dt = float_dtype(a, 0);
   const int64_t rows = a.size(4, "rows"), I = a.size(5, "I");
   const DropoutMask mask = dropout_mask_args(a, 6);
+  const int per_sm = mask.on() ? 16 : 8;
   void* dx = dbuf(a, 1, dt, rows * 2 * I, "dx");
   const void* dy = dbuf(a, 2, dt, rows * I, "dy");
   const void* x = dbuf(a, 3, dt, rows * 2 * I, "x");
   if (rows * I == 0) return undefined(a);
   MBERT_CUDA_DISPATCH(dt, {
     constexpr int N = Vec<T>::N;
-    if (geglu_vec(I, N, {dx, dy, x}))
-      geglu_backward_kernel<T, true><<<grid_for(rows * I / N, 256), 256, 0, stream()>>>(
+    auto launch = [&](auto vec, auto drop) {
+      constexpr bool V = decltype(vec)::value, D = decltype(drop)::value;
+      geglu_backward_kernel<T, V, D><<<grid_for(rows * I / (V ? N : 1), 256, per_sm), 256, 0, stream()>>>(
           static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x), rows, I, mask);
-    else
-      geglu_backward_kernel<T, false><<<grid_for(rows * I, 256), 256, 0, stream()>>>(
-          static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x), rows, I, mask);
+    };
+    const bool vec = geglu_vec(I, N, {dx, dy, x});
+    if (vec && mask.on()) launch(std::true_type{}, std::true_type{});
+    else if (vec) launch(std::true_type{}, std::false_type{});
+    else if (mask.on()) launch(std::false_type{}, std::true_type{});
+    else launch(std::false_type{}, std::false_type{});
   });
   MBERT_LAUNCH_CHECK();
   return undefined(a);

@@ -7,6 +7,7 @@
 //            philox(seed, offset + (i >> 2)) and is dropped when
 //            ((word >> 8) * 2^-24) < float(p); kept ones are scaled by 1/(1-p).
 //            The mask is bit-identical to the CPU rule; backward redraws it.
+#include "common/dropout.h"
 #include "common/philox.h"
 #include "cuda/kernel_util.cuh"
 
@@ -32,20 +33,20 @@ __global__ void rand_normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t of
 
 // out = x * mask * scale; forward (x) and backward (dy) share it.
 template <typename T>
-__device__ __forceinline__ T dropout_one(T x, uint32_t word, float p, float scale) {
-  return uniform01(word) < p ? from_f<T>(0.f) : from_f<T>(to_f<T>(x) * scale);
+__device__ __forceinline__ T dropout_one(T x, uint32_t word, const DropoutMask& m, float scale) {
+  return m.keep_word(word) ? from_f<T>(to_f<T>(x) * scale) : from_f<T>(0.f);
 }
 
 // Any alignment: thread per group of 4 elements (one Philox call), scalar accesses.
 template <typename T>
-__global__ void dropout_kernel(T* out, const T* x, int64_t n, float p, float scale, uint64_t seed, uint64_t offset) {
+__global__ void dropout_kernel(T* out, const T* x, int64_t n, DropoutMask m, float scale) {
   const int64_t groups = (n + 3) / 4;
   for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < groups; g += int64_t(gridDim.x) * blockDim.x) {
-    const Philox4 r = philox4x32_10(seed, offset + uint64_t(g));
+    const Philox4 r = philox4x32_10(m.seed, m.offset + uint64_t(g));
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       const int64_t i = g * 4 + k;
-      if (i < n) out[i] = dropout_one(x[i], r.w[k], p, scale);
+      if (i < n) out[i] = dropout_one(x[i], r.w[k], m, scale);
     }
   }
 }
@@ -53,8 +54,7 @@ __global__ void dropout_kernel(T* out, const T* x, int64_t n, float p, float sca
 // 16-byte aligned out and x: thread per 16-byte vector, N = 8 (bf16, two
 // Philox calls) or 4 (fp32, one call) elements; the ragged tail is scalar.
 template <typename T>
-__global__ void dropout_vec_kernel(T* out, const T* x, int64_t n, float p, float scale, uint64_t seed,
-                                   uint64_t offset) {
+__global__ void dropout_vec_kernel(T* out, const T* x, int64_t n, DropoutMask m, float scale) {
   constexpr int N = Vec<T>::N;
   constexpr int CALLS = N / 4;
   const int64_t nv = (n + N - 1) / N;
@@ -63,7 +63,7 @@ __global__ void dropout_vec_kernel(T* out, const T* x, int64_t n, float p, float
     uint32_t w[N];
 #pragma unroll
     for (int h = 0; h < CALLS; ++h) {
-      const Philox4 r = philox4x32_10(seed, offset + uint64_t(t * CALLS + h));
+      const Philox4 r = philox4x32_10(m.seed, m.offset + uint64_t(t * CALLS + h));
 #pragma unroll
       for (int k = 0; k < 4; ++k) w[h * 4 + k] = r.w[k];
     }
@@ -71,12 +71,12 @@ __global__ void dropout_vec_kernel(T* out, const T* x, int64_t n, float p, float
       const Vec<T> xv = load_vec_cs(x + i0);
       Vec<T> o;
 #pragma unroll
-      for (int k = 0; k < N; ++k) o.v[k] = dropout_one(xv.v[k], w[k], p, scale);
+      for (int k = 0; k < N; ++k) o.v[k] = dropout_one(xv.v[k], w[k], m, scale);
       store_vec(out + i0, o);
     } else {
 #pragma unroll
       for (int k = 0; k < N; ++k)
-        if (i0 + k < n) out[i0 + k] = dropout_one(x[i0 + k], w[k], p, scale);
+        if (i0 + k < n) out[i0 + k] = dropout_one(x[i0 + k], w[k], m, scale);
     }
   }
 }
@@ -129,20 +129,22 @@ Napi::Value dropout_js(const Napi::CallbackInfo& info, const char* name) {
   Args a(info, name, 7);
   const DType dt = float_dtype(a, 0);
   const int64_t n = a.size(3, "n");
-  const double p = prob_arg(a, 4);
-  const uint64_t seed = u64_arg(a, 5, "seed"), offset = u64_arg(a, 6, "offset");
+  DropoutMask m;
+  m.p = prob_arg(a, 4);
+  m.pf = float(m.p);
+  m.seed = u64_arg(a, 5, "seed");
+  m.offset = u64_arg(a, 6, "offset");
   void* out = dbuf(a, 1, dt, n, "out");
   const void* x = dbuf(a, 2, dt, n, "x");
   if (n == 0) return undefined(a);
-  const float scale = p < 1 ? 1.f / (1.f - float(p)) : 0.f;
+  const float scale = m.p < 1 ? m.scale<float>() : 0.f;
   MBERT_CUDA_DISPATCH(dt, {
     T* o = static_cast<T*>(out);
     const T* xi = static_cast<const T*>(x);
     if (aligned16(o) && aligned16(xi))
-      dropout_vec_kernel<T><<<rng_grid(ceil_div(n, Vec<T>::N)), 256, 0, stream()>>>(o, xi, n, float(p), scale, seed,
-                                                                                     offset);
+      dropout_vec_kernel<T><<<rng_grid(ceil_div(n, Vec<T>::N)), 256, 0, stream()>>>(o, xi, n, m, scale);
     else
-      dropout_kernel<T><<<rng_grid(ceil_div(n, 4)), 256, 0, stream()>>>(o, xi, n, float(p), scale, seed, offset);
+      dropout_kernel<T><<<rng_grid(ceil_div(n, 4)), 256, 0, stream()>>>(o, xi, n, m, scale);
   });
   MBERT_LAUNCH_CHECK();
   return undefined(a);
