@@ -129,27 +129,34 @@ bool geglu_vec(int64_t I, int n_per_vec, std::initializer_list<const void*> ptrs
   return true;
 }
 
+// Calls f(std::bool_constant<vec>, std::bool_constant<drop>) for the kernel
+// variant to launch; the dropout variants get twice the grid (Philox is
+// arithmetic: more resident warps).
+template <typename F>
+void launch_variant(bool vec, bool drop, F&& f) {
+  if (vec && drop) f(std::true_type{}, std::true_type{});
+  else if (vec) f(std::true_type{}, std::false_type{});
+  else if (drop) f(std::false_type{}, std::true_type{});
+  else f(std::false_type{}, std::false_type{});
+}
+
+unsigned geglu_grid(int64_t work, bool drop) { return grid_for(work, 256, drop ? 16 : 8); }
+
 Napi::Value geglu_forward_js(const Napi::CallbackInfo& info) {
   Args a(info, "gegluForward", 8);
   const DType dt = float_dtype(a, 0);
   const int64_t rows = a.size(3, "rows"), I = a.size(4, "I");
   const DropoutMask mask = dropout_mask_args(a, 5);
-  const int per_sm = mask.on() ? 16 : 8;  // Philox is arithmetic: more resident warps
   void* out = dbuf(a, 1, dt, rows * I, "out");
   const void* x = dbuf(a, 2, dt, rows * 2 * I, "x");
   if (rows * I == 0) return undefined(a);
   MBERT_CUDA_DISPATCH(dt, {
     constexpr int N = Vec<T>::N;
-    auto launch = [&](auto vec, auto drop) {
+    launch_variant(geglu_vec(I, N, {out, x}), mask.on(), [&](auto vec, auto drop) {
       constexpr bool V = decltype(vec)::value, D = decltype(drop)::value;
-      geglu_forward_kernel<T, V, D><<<grid_for(rows * I / (V ? N : 1), 256, per_sm), 256, 0, stream()>>>(
+      geglu_forward_kernel<T, V, D><<<geglu_grid(rows * I / (V ? N : 1), D), 256, 0, stream()>>>(
           static_cast<T*>(out), static_cast<const T*>(x), rows, I, mask);
-    };
-    const bool vec = geglu_vec(I, N, {out, x});
-    if (vec && mask.on()) launch(std::true_type{}, std::true_type{});
-    else if (vec) launch(std::true_type{}, std::false_type{});
-    else if (mask.on()) launch(std::false_type{}, std::true_type{});
-    else launch(std::false_type{}, std::false_type{});
+    });
   });
   MBERT_LAUNCH_CHECK();
   return undefined(a);
@@ -160,23 +167,17 @@ Napi::Value geglu_backward_js(const Napi::CallbackInfo& info) {
   const DType dt = float_dtype(a, 0);
   const int64_t rows = a.size(4, "rows"), I = a.size(5, "I");
   const DropoutMask mask = dropout_mask_args(a, 6);
-  const int per_sm = mask.on() ? 16 : 8;
   void* dx = dbuf(a, 1, dt, rows * 2 * I, "dx");
   const void* dy = dbuf(a, 2, dt, rows * I, "dy");
   const void* x = dbuf(a, 3, dt, rows * 2 * I, "x");
   if (rows * I == 0) return undefined(a);
   MBERT_CUDA_DISPATCH(dt, {
     constexpr int N = Vec<T>::N;
-    auto launch = [&](auto vec, auto drop) {
+    launch_variant(geglu_vec(I, N, {dx, dy, x}), mask.on(), [&](auto vec, auto drop) {
       constexpr bool V = decltype(vec)::value, D = decltype(drop)::value;
-      geglu_backward_kernel<T, V, D><<<grid_for(rows * I / (V ? N : 1), 256, per_sm), 256, 0, stream()>>>(
+      geglu_backward_kernel<T, V, D><<<geglu_grid(rows * I / (V ? N : 1), D), 256, 0, stream()>>>(
           static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x), rows, I, mask);
-    };
-    const bool vec = geglu_vec(I, N, {dx, dy, x});
-    if (vec && mask.on()) launch(std::true_type{}, std::true_type{});
-    else if (vec) launch(std::true_type{}, std::false_type{});
-    else if (mask.on()) launch(std::false_type{}, std::true_type{});
-    else launch(std::false_type{}, std::false_type{});
+    });
   });
   MBERT_LAUNCH_CHECK();
   return undefined(a);
