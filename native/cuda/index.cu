@@ -7,18 +7,16 @@
 // skipped (indexSelect writes zeros there).
 //
 // indexAdd is deterministic (no floating-point atomics): the (idx[i], i) pairs
-// are sorted with CUB's stable radix sort, so each output row's contributions
-// form one segment in increasing i. The sorted positions are cut into tiles of
-// kTile; one block per tile walks its positions in order, summing the src rows
-// of each segment piece in fp32 with 16-byte loads. A segment that lies inside
-// one tile is added to out[row] right there; the pieces of a segment that
-// crosses tile boundaries go to per-tile partial rows (slot 1: the piece that
-// starts in the tile and runs past its end; slot 0: the piece that began in an
-// earlier tile), and a second kernel sums them in a fixed order and adds the
-// total to out once. Long segments (token-type ids: all rows hit one or two
-// entries) are thus spread over many blocks instead of one serial chain.
+// are sorted stably by index, so each output row's contributions form one
+// segment in increasing i, then summed in that order and added to out once.
+// The sort is our own radix sort in one cooperative launch for up to 65536
+// positions (CUB's beyond that); the sum cuts the sorted positions into tiles
+// of 32 and sums the segments that start in each tile there, spreading only
+// long segments over several tiles (see the comments at each step).
 #include <algorithm>
+#include <climits>
 
+#include <cooperative_groups.h>
 #include <cub/device/device_radix_sort.cuh>
 
 #include "cuda/kernel_util.cuh"
@@ -26,6 +24,8 @@
 namespace mbert {
 namespace cuda {
 namespace {
+
+namespace cg = cooperative_groups;
 
 // W: a word of the element size (uint16_t for bf16, uint32_t for float32/int32).
 template <typename W, bool VEC>
@@ -78,8 +78,204 @@ __global__ void index_add_prepare(int* keys, int* vals, const int* idx, int64_t 
   }
 }
 
-constexpr int kTile = 32;     // sorted positions per tile block
-constexpr int kFinishRows = 8;  // piece sums in flight per column in the finish kernel
+// Programmatic dependent launch (sm_90+): the sort lets the tile kernel's blocks start
+// on the SMs it leaves free, and they wait for its results here. No-ops elsewhere and
+// when the kernel was launched without the attribute.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// ---- indexAdd: sorting the (idx[i], i) pairs ------------------------------------------
+//
+// Up to kSortMaxN positions the pairs are sorted by our own stable LSD radix sort, 8
+// bits per pass, in one cooperative launch of one block per tile of 1024 positions (one
+// thread each, at most 64 blocks, all resident at once), with a grid-wide barrier
+// between passes. Each pass: every block turns the per-tile digit counts of all tiles
+// into its own output offsets (one load per thread per quarter of the tiles), then
+// moves each pair to its offset plus its rank among the tile's equal digits (per-bit
+// ballots within the warp, then the counts of the warps before it), counting the next
+// pass's digits by output tile as it goes. All of it is integer work, so the order is
+// the same on every run. Past kSortMaxN, or where a cooperative launch of that size is
+// not possible, CUB's radix sort (stable as well) does the same job.
+
+constexpr int kSortTile = 1024;  // positions per sort block, one per thread
+constexpr int kSortWarps = kSortTile / 32;
+constexpr int kDigits = 256;     // 8-bit digits
+constexpr int kSortMaxTiles = 64;
+constexpr int64_t kSortMaxN = int64_t(kSortTile) * kSortMaxTiles;
+
+struct SortShared {
+  int cnt[kSortWarps][kDigits + 1];  // per-warp digit counts, then output slots
+  int part[2][4][kDigits];           // [before this tile, all tiles][quarter][digit]
+  int warp_total[kDigits / 32];
+};
+
+// Lanes of the warp whose 8-bit digit equals this lane's (the tail's invalid lanes
+// group only with each other): the ballot of each digit bit, taken as is or inverted.
+__device__ __forceinline__ unsigned digit_peers(int dig, bool valid) {
+  unsigned peers = __ballot_sync(0xffffffffu, valid) ^ (valid ? 0u : 0xffffffffu);
+#pragma unroll
+  for (int b = 0; b < 8; ++b) {
+    const unsigned set = __ballot_sync(0xffffffffu, (dig >> b) & 1);
+    peers &= (dig >> b) & 1 ? set : ~set;
+  }
+  return peers;
+}
+
+// One LSD pass for block t: (key, val) of position t 1024 + threadIdx.x (valid: below
+// n) to keys_out/vals_out. hist: this pass's (tile, digit) counts; hist_next (or null):
+// the next pass's, by output tile.
+__device__ void sort_pass(SortShared& sh, int key, int val, bool valid, int* keys_out, int* vals_out, const int* hist,
+                          int* hist_next, int tiles, int shift) {
+  constexpr int kQuarter = kSortMaxTiles / 4;
+  const int t = blockIdx.x, j = threadIdx.x, w = j / 32, lane = j % 32;
+  for (int k = j; k < kSortWarps * (kDigits + 1); k += kSortTile) (&sh.cnt[0][0])[k] = 0;
+  {  // this block's share of the scan: thread (g, d) sums digit d over quarter g of the tiles
+    const int g = j / kDigits, d = j % kDigits, per = (tiles + 3) / 4, t0 = g * per;
+    int before = 0, all = 0;
+#pragma unroll
+    for (int k = 0; k < kQuarter; ++k) {
+      const int tt = t0 + k;
+      const int v = k < per && tt < tiles ? hist[tt * kDigits + d] : 0;
+      all += v;
+      before += tt < t ? v : 0;
+    }
+    sh.part[0][g][d] = before;
+    sh.part[1][g][d] = all;
+  }
+  __syncthreads();
+  const int dig = valid ? (key >> shift) & (kDigits - 1) : kDigits;
+  const unsigned peers = digit_peers(dig, valid);
+  const int rank = __popc(peers & ((1u << lane) - 1u));
+  if (rank == 0) sh.cnt[w][dig] = __popc(peers);
+  int total = 0, incl = 0;
+  if (j < kDigits) {  // inclusive scan of the digit totals, per warp
+    total = sh.part[1][0][j] + sh.part[1][1][j] + sh.part[1][2][j] + sh.part[1][3][j];
+    incl = total;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += v;
+    }
+    if (lane == 31) sh.warp_total[j / 32] = incl;
+  }
+  __syncthreads();
+  if (j < kDigits) {  // slot of each warp's first pair of digit j
+    int run = incl - total + sh.part[0][0][j] + sh.part[0][1][j] + sh.part[0][2][j] + sh.part[0][3][j];
+    for (int k = 0; k < j / 32; ++k) run += sh.warp_total[k];
+    for (int k = 0; k < kSortWarps; ++k) {
+      const int c = sh.cnt[k][j];
+      sh.cnt[k][j] = run;
+      run += c;
+    }
+  }
+  __syncthreads();
+  if (!valid) return;
+  const int pos = sh.cnt[w][dig] + rank;
+  keys_out[pos] = key;
+  vals_out[pos] = val;
+  if (hist_next) atomicAdd(&hist_next[(pos / kSortTile) * kDigits + ((key >> (shift + 8)) & (kDigits - 1))], 1);
+}
+
+// keys[i] = idx[i] (numRows for a bad index: sorted last, skipped), vals[i] = i, sorted
+// by key in `passes` passes; the result is in (a_keys, a_vals) after an even number of
+// passes, (b_keys, b_vals) after an odd one. hist: (passes, tiles, kDigits) ints.
+__global__ void __launch_bounds__(kSortTile) sort_pairs_kernel(int* a_keys, int* a_vals, int* b_keys, int* b_vals,
+                                                               int* hist, int passes, const int* idx, int n,
+                                                               int num_rows, int tiles, DeviceError* err) {
+  __shared__ SortShared sh;
+  __shared__ int h[kDigits];
+  cg::grid_group grid = cg::this_grid();
+  pdl_launch_dependents();
+  const int t = blockIdx.x, j = threadIdx.x, i = t * kSortTile + j;
+  const bool valid = i < n;
+  int key = 0, val = i;
+  if (valid) {
+    const int row = idx[i];
+    const bool ok = row >= 0 && row < num_rows;
+    if (!ok) raise_device_error(err, kErrIndexAdd, i, row, num_rows);
+    key = ok ? row : num_rows;
+  }
+  if (j < kDigits) {
+    h[j] = 0;
+    for (int p = 1; p < passes; ++p) hist[(int64_t(p) * tiles + t) * kDigits + j] = 0;
+  }
+  __syncthreads();
+  {  // one shared add per run of equal digits in the warp (token types: all of them)
+    const int dig = valid ? key & (kDigits - 1) : kDigits;
+    const unsigned peers = digit_peers(dig, valid);
+    if (valid && (peers & ((1u << (j % 32)) - 1u)) == 0) atomicAdd(&h[dig], __popc(peers));
+  }
+  __syncthreads();
+  if (j < kDigits) hist[int64_t(t) * kDigits + j] = h[j];
+  grid.sync();
+  int *ik = a_keys, *iv = a_vals, *ok = b_keys, *ov = b_vals;
+  for (int p = 0; p < passes; ++p) {
+    if (p > 0 && valid) {
+      key = ik[i];
+      val = iv[i];
+    }
+    int* next = p + 1 < passes ? hist + int64_t(p + 1) * tiles * kDigits : nullptr;
+    sort_pass(sh, key, val, valid, ok, ov, hist + int64_t(p) * tiles * kDigits, next, tiles, 8 * p);
+    if (p + 1 == passes) break;
+    grid.sync();
+    int* tk = ik;
+    ik = ok;
+    ok = tk;
+    int* tv = iv;
+    iv = ov;
+    ov = tv;
+  }
+}
+
+// Whether sort_pairs_kernel can sort n pairs here: n <= kSortMaxN and its blocks all
+// resident at once (a cooperative launch).
+bool small_sort_fits(int64_t n) {
+  if (n > kSortMaxN) return false;
+  static const int resident = [] {
+    int dev = 0, coop = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev) != cudaSuccess || !coop ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sort_pairs_kernel, kSortTile, 0) != cudaSuccess)
+      return 0;
+    return per_sm * sm_count();
+  }();
+  return ceil_div(n, kSortTile) <= resident;
+}
+
+void sort_pairs_small(int* a_keys, int* a_vals, int* b_keys, int* b_vals, int* hist, const int* idx, int n,
+                      int num_rows, int passes, cudaStream_t st) {
+  int tiles = int(ceil_div(n, kSortTile));
+  DeviceError* err = device_error();
+  void* args[] = {&a_keys, &a_vals, &b_keys, &b_vals, &hist, &passes, &idx, &n, &num_rows, &tiles, &err};
+  MBERT_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(sort_pairs_kernel), dim3(tiles),
+                                               dim3(kSortTile), args, 0, st));
+}
+
+// ---- indexAdd: summing the sorted segments ---------------------------------------------
+//
+// The sorted positions are cut into tiles of kTile; block (tile t, column chunk) sums the
+// src rows of the segments (runs of one key) that start in tile t, in sorted order, in
+// fp32, and adds each total to out once. A segment that runs into the next tile but
+// ends within it ("short") is still summed whole by the tile it starts in, which reads
+// on past its end. Only a longer segment is split: its piece in the tile where it
+// starts goes to that tile's partial slot 1, its piece in each later tile to that
+// tile's slot 0, and index_add_finish sums the pieces in tile order and adds the total
+// to out. Long runs of one key (token types: every position on one or two rows) are so
+// spread over many blocks instead of one serial chain. One add per output element, in
+// a fixed order: the result is the same on every run.
+
+constexpr int kTile = 32;         // sorted positions per tile block
+constexpr int kFinishRows = 8;    // piece sums in flight per column in the finish kernel
+constexpr int kFinishTiles = 16;  // tiles examined per finish block
+constexpr int kGroup = 4;         // positions whose rows a tile thread loads at once
 
 // V columns per thread: 8 (16-byte bf16 / two 16-byte fp32 accesses) or 1.
 template <int V>
@@ -119,7 +315,40 @@ __device__ __forceinline__ void store_cols(T* p, const Cols<V>& r) {
   }
 }
 
-// out[key] += acc (out in the gradient dtype, one rounding).
+// A src row's V columns as loaded (bf16 stays packed until it is added).
+template <typename T, int V>
+struct Raw {
+  static constexpr int W = V == 1 ? 1 : V * int(sizeof(T)) / 16;
+  int4 w[W];
+  T s;
+};
+
+template <typename T, int V>
+__device__ __forceinline__ void load_raw(Raw<T, V>& r, const T* p) {
+  if constexpr (V == 1) {
+    r.s = *p;
+  } else {
+#pragma unroll
+    for (int k = 0; k < Raw<T, V>::W; ++k) r.w[k] = reinterpret_cast<const int4*>(p)[k];
+  }
+}
+
+template <typename T, int V>
+__device__ __forceinline__ void add_raw(Cols<V>& acc, const Raw<T, V>& r) {
+  if constexpr (V == 1) {
+    acc.v[0] += to_f<T>(r.s);
+  } else {
+#pragma unroll
+    for (int k = 0; k < Raw<T, V>::W; ++k) {
+      const T* e = reinterpret_cast<const T*>(&r.w[k]);
+#pragma unroll
+      for (int m = 0; m < 16 / int(sizeof(T)); ++m) acc.v[k * (16 / int(sizeof(T))) + m] += to_f<T>(e[m]);
+    }
+  }
+}
+
+// out[key] += acc with one rounding: the only add to these elements, so the result
+// does not depend on the order blocks run in.
 template <typename G, int V>
 __device__ __forceinline__ void add_cols(G* p, const Cols<V>& acc) {
   Cols<V> o;
@@ -129,91 +358,165 @@ __device__ __forceinline__ void add_cols(G* p, const Cols<V>& acc) {
   store_cols<G, V>(p, o);
 }
 
-// Block (tile t, column chunk): positions [t kTile, min((t + 1) kTile, n)) in
-// sorted order. partial: (2 tiles, row_size) fp32, slot 0 and 1 per tile.
-template <typename T, typename G, int V>
+// Block (tile t, column chunk). partial: (2 tiles, row_size) fp32, slots 0 and 1 per tile.
+// Positions go in groups of GS: the group's src rows and the out rows of the segments
+// that end in it are loaded together, then added in order.
+template <typename T, typename G, int V, int GS>
 __global__ void index_add_tiles(G* out, float* partial, const T* src, const int* keys, const int* vals, int64_t n,
                                 int64_t row_size, int num_rows) {
-  const int64_t t = blockIdx.x;
+  constexpr int KS = 3 * kTile + 2;
+  __shared__ int ks[KS];  // keys[p0 - kTile - 1 + j]; -1 before the start, INT_MAX past n
+  __shared__ int vs[2 * kTile];
+  const int64_t t = blockIdx.x, p0 = t * kTile, base = p0 - kTile - 1;
+  pdl_wait();  // the sorted keys and values come from the kernel before
+  for (int j = threadIdx.x; j < KS; j += blockDim.x) {
+    const int64_t p = base + j;
+    ks[j] = p < 0 ? -1 : p >= n ? INT_MAX : keys[p];
+  }
+  for (int j = threadIdx.x; j < 2 * kTile; j += blockDim.x) vs[j] = p0 + j < n ? vals[p0 + j] : 0;
+  __syncthreads();
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   if (c >= row_size) return;
-  const int64_t p0 = t * kTile, p1 = p0 + kTile < n ? p0 + kTile : n;
-  bool before = p0 > 0 && keys[p0 - 1] == keys[p0];  // the current segment began in an earlier tile
+  const auto key = [&](int64_t p) { return ks[p - base]; };
+  const int64_t pend = p0 + kTile < n ? p0 + kTile : n;
+  int64_t begin = p0, end = pend, first_end = p0;  // [begin, first_end): a long segment's later piece
+  const int k0 = key(p0);
+  if (key(p0 - 1) == k0) {  // the first segment began in an earlier tile
+    while (first_end < pend && key(first_end) == k0) ++first_end;
+    // A short segment begun in tile t - 1 (it ends by this tile's end): that tile sums it whole.
+    if (key(p0 - kTile - 1) != k0 && key(p0 + kTile) != k0) begin = first_end;
+  }
+  if (pend < n) {
+    const int kl = key(pend - 1);
+    // A short segment that starts here and runs into tile t + 1: read on to its end.
+    if (key(pend) == kl && key(p0 - 1) != kl && key(p0 + 2 * kTile) != kl)
+      while (key(end) == kl) ++end;
+  }
   Cols<V> acc;
 #pragma unroll
   for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
-  for (int64_t q = p0; q < p1; q += 8) {
-    // Issue up to eight row loads before the first add; add them in order.
-    Cols<V> r[8];
+  for (int64_t q = begin; q < end; q += GS) {
+    Raw<T, V> r[GS];
+    Cols<V> o[GS];
 #pragma unroll
-    for (int j = 0; j < 8; ++j)
-      if (q + j < p1) load_cols<T, V>(r[j], src + int64_t(vals[q + j]) * row_size + c);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
+    for (int j = 0; j < GS; ++j) {
       const int64_t pos = q + j;
-      if (pos >= p1) break;
+      if (pos < end) {
+        load_raw<T, V>(r[j], src + int64_t(vs[pos - p0]) * row_size + c);
+        const int k = key(pos);
+        if (pos >= first_end && key(pos + 1) != k && k < num_rows) load_cols<G, V>(o[j], out + int64_t(k) * row_size + c);
+      }
+    }
 #pragma unroll
-      for (int k = 0; k < V; ++k) acc.v[k] += r[j].v[k];
-      const int key = keys[pos];
-      const bool seg_last = pos + 1 == n || keys[pos + 1] != key;
-      if (!seg_last && pos + 1 < p1) continue;
-      if (key < num_rows) {  // key == num_rows marks bad indices: skipped
-        if (seg_last && !before) add_cols<G, V>(out + int64_t(key) * row_size + c, acc);
-        else store_cols<float, V>(partial + (2 * t + (before ? 0 : 1)) * row_size + c, acc);
+    for (int j = 0; j < GS; ++j) {
+      const int64_t pos = q + j;
+      if (pos >= end) break;
+      add_raw<T, V>(acc, r[j]);
+      const int k = key(pos);
+      const bool seg_last = key(pos + 1) != k;
+      if (!seg_last && pos + 1 < end) continue;
+      if (k < num_rows) {  // k == num_rows marks bad indices: skipped
+        if (pos < first_end) {
+          store_cols<float, V>(partial + (2 * t) * row_size + c, acc);
+        } else if (!seg_last) {
+          store_cols<float, V>(partial + (2 * t + 1) * row_size + c, acc);
+        } else {
+#pragma unroll
+          for (int k2 = 0; k2 < V; ++k2) o[j].v[k2] += acc.v[k2];
+          store_cols<G, V>(out + int64_t(k) * row_size + c, o[j]);
+        }
       }
 #pragma unroll
-      for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
-      before = false;
+      for (int k2 = 0; k2 < V; ++k2) acc.v[k2] = 0.f;
     }
   }
 }
 
-// Block (tile t, column chunk), blockDim (x, kFinishRows): if a segment starts
-// in tile t and runs past its end, sums its pieces (tile t slot 1, then slot 0
-// of each following tile it reaches): thread row y takes pieces y, y + 8, ...
-// in order, then the 8 row sums are added in row order. Adds the total to out.
+// Block (kFinishTiles tiles, column chunk), blockDim (x, kFinishRows): for each long
+// segment that starts in one of its tiles, sums its pieces (slot 1 of the first tile,
+// then slot 0 of each following tile it reaches): thread row y takes pieces y, y + 8,
+// ... in order, then the 8 row sums are added in row order; adds the total to out.
+// The block's first threads find the long segments of its tiles side by side.
 template <typename G, int V>
 __global__ void index_add_finish(G* out, const float* partial, const int* keys, int64_t n, int64_t row_size,
-                                 int num_rows) {
+                                 int num_rows, int64_t tiles) {
   extern __shared__ float sm[];  // [kFinishRows][blockDim.x * V]
-  const int64_t t = blockIdx.x;
-  const int64_t p0 = t * kTile, p1 = p0 + kTile;
-  if (p1 >= n) return;
-  const int key = keys[p1 - 1];
-  if (key >= num_rows || keys[p1] != key) return;
-  if (keys[p0] == key && p0 > 0 && keys[p0 - 1] == key) return;  // began in an earlier tile
-  // End of the segment: first sorted position past p1 whose key differs (binary search).
-  int64_t lo = p1, hi = n;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (keys[mid] == key) lo = mid + 1;
-    else hi = mid;
+  __shared__ int seg_key[kFinishTiles];
+  __shared__ int64_t seg_pieces[kFinishTiles];
+  const int tid = threadIdx.y * blockDim.x + threadIdx.x;
+  if (tid < kFinishTiles) {
+    const int64_t t = int64_t(blockIdx.x) * kFinishTiles + tid, p0 = t * kTile, p1 = p0 + kTile;
+    int key = -1;
+    if (t < tiles && p1 + kTile < n) {
+      const int last = keys[p1 - 1], next = keys[p1], prev = p0 > 0 ? keys[p0 - 1] : -1, far = keys[p1 + kTile];
+      // It crosses the tile's end, began in this tile, and runs past the next one.
+      if (last < num_rows && next == last && prev != last && far == last) key = last;
+    }
+    int64_t pieces = 0;
+    if (key >= 0) {  // end of the segment: first sorted position past p1 + kTile with another key
+      int64_t lo = p1 + kTile, hi = n;
+      while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if (keys[mid] == key) lo = mid + 1;
+        else hi = mid;
+      }
+      pieces = (lo - 1) / kTile - t + 1;
+    }
+    seg_key[tid] = key;
+    seg_pieces[tid] = pieces;
   }
-  const int64_t pieces = (lo - 1) / kTile - t + 1;
+  __syncthreads();
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   const bool active = c < row_size;
-  Cols<V> acc;
+  for (int s = 0; s < kFinishTiles; ++s) {
+    const int key = seg_key[s];
+    if (key < 0) continue;
+    const int64_t t = int64_t(blockIdx.x) * kFinishTiles + s, pieces = seg_pieces[s];
+    Cols<V> acc;
 #pragma unroll
-  for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
-  if (active) {
-    for (int64_t j = threadIdx.y; j < pieces; j += kFinishRows) {
-      Cols<V> r;
-      load_cols<float, V>(r, partial + (2 * (t + j) + (j == 0 ? 1 : 0)) * row_size + c);
+    for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
+    if (active) {
+      for (int64_t j0 = threadIdx.y; j0 < pieces; j0 += 4 * kFinishRows) {
+        Cols<V> r[4];  // four pieces in flight, added in order
 #pragma unroll
-      for (int k = 0; k < V; ++k) acc.v[k] += r.v[k];
+        for (int u = 0; u < 4; ++u) {
+          const int64_t j = j0 + u * kFinishRows;
+          if (j < pieces) load_cols<float, V>(r[u], partial + (2 * (t + j) + (j == 0 ? 1 : 0)) * row_size + c);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+          if (j0 + u * kFinishRows < pieces) {
+#pragma unroll
+            for (int k = 0; k < V; ++k) acc.v[k] += r[u].v[k];
+          }
+      }
     }
-  }
-  float* mine = sm + (int64_t(threadIdx.y) * blockDim.x + threadIdx.x) * V;
+    float* mine = sm + (int64_t(threadIdx.y) * blockDim.x + threadIdx.x) * V;
 #pragma unroll
-  for (int k = 0; k < V; ++k) mine[k] = acc.v[k];
-  __syncthreads();
-  if (threadIdx.y != 0 || !active) return;
-  for (int y = 1; y < kFinishRows; ++y) {
-    const float* other = sm + (int64_t(y) * blockDim.x + threadIdx.x) * V;
+    for (int k = 0; k < V; ++k) mine[k] = acc.v[k];
+    __syncthreads();
+    if (threadIdx.y == 0 && active) {
+      for (int y = 1; y < kFinishRows; ++y) {
+        const float* other = sm + (int64_t(y) * blockDim.x + threadIdx.x) * V;
 #pragma unroll
-    for (int k = 0; k < V; ++k) acc.v[k] += other[k];
+        for (int k = 0; k < V; ++k) acc.v[k] += other[k];
+      }
+      add_cols<G, V>(out + int64_t(key) * row_size + c, acc);
+    }
+    __syncthreads();
   }
-  add_cols<G, V>(out + int64_t(key) * row_size + c, acc);
+}
+
+// Whether `kernel` may be launched as a programmatic dependent: the device is sm_90+ and
+// the loaded image was compiled for it (a compute_80 PTX fallback JIT-compiled on a
+// newer GPU has no griddepcontrol.wait, so it must not start early).
+template <typename Kernel>
+bool pdl_ready(Kernel kernel) {
+  int dev = 0, major = 0;
+  cudaFuncAttributes fa{};
+  return cudaGetDevice(&dev) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 &&
+         cudaFuncGetAttributes(&fa, kernel) == cudaSuccess && fa.ptxVersion >= 90;
 }
 
 template <typename T, typename G, int V>
@@ -223,13 +526,24 @@ void index_add_launch(G* out, float* partial, const T* src, const int* keys, con
   const int64_t vecs = ceil_div(row_size, V);
   // At most 128 threads of 8 columns: the finish kernel's shared rows stay at 32 KB.
   const int threads = int(std::min<int64_t>(V == 8 ? 128 : 256, ceil_div(vecs, 32) * 32));
-  const dim3 grid{unsigned(tiles), unsigned(ceil_div(vecs, threads)), 1u};
-  index_add_tiles<T, G, V><<<grid, threads, 0, st>>>(out, partial, src, keys, vals, n, row_size, num_rows);
-  MBERT_LAUNCH_CHECK();
-  if (tiles > 1) {
+  const unsigned chunks = unsigned(ceil_div(vecs, threads));
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(tiles), chunks, 1u);
+  cfg.blockDim = dim3(unsigned(threads), 1u, 1u);
+  cfg.stream = st;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  static const bool pdl = pdl_ready(index_add_tiles<T, G, V, kGroup>);
+  cfg.numAttrs = pdl ? 1 : 0;
+  MBERT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, index_add_tiles<T, G, V, kGroup>, out, partial, src, keys, vals, n,
+                                      row_size, num_rows));
+  if (tiles > 2) {  // a long segment spans at least three tiles
     const std::size_t smem = std::size_t(kFinishRows) * threads * V * sizeof(float);
+    const dim3 grid{unsigned(ceil_div(tiles, kFinishTiles)), chunks, 1u};
     index_add_finish<G, V><<<grid, dim3(threads, kFinishRows, 1), smem, st>>>(out, partial, keys, n, row_size,
-                                                                             num_rows);
+                                                                             num_rows, tiles);
     MBERT_LAUNCH_CHECK();
   }
 }
@@ -240,10 +554,15 @@ void index_add(G* out, const T* src, const int* idx, int64_t n, int64_t row_size
   cudaStream_t st = stream();
   int end_bit = 1;
   while ((int64_t(1) << end_bit) <= num_rows) ++end_bit;  // keys are in [0, num_rows]
+  const bool small = small_sort_fits(n);
+  const int passes = (end_bit + 7) / 8;
   std::size_t temp_bytes = 0;
-  MBERT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, static_cast<const int*>(nullptr),
-                                                   static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
-                                                   static_cast<int*>(nullptr), n, 0, end_bit, st));
+  if (small)
+    temp_bytes = std::size_t(passes) * std::size_t(ceil_div(n, kSortTile)) * kDigits * sizeof(int);
+  else
+    MBERT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, static_cast<const int*>(nullptr),
+                                                     static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
+                                                     static_cast<int*>(nullptr), n, 0, end_bit, st));
   // Scratch from the caching allocator; freed at the end (stream order keeps it valid).
   const auto align = [](std::size_t b) { return (b + 255) & ~std::size_t(255); };
   const std::size_t arrays = align(4 * std::size_t(n) * sizeof(int));
@@ -256,15 +575,22 @@ void index_add(G* out, const T* src, const int* idx, int64_t n, int64_t row_size
   float* partial = reinterpret_cast<float*>(scratch + arrays);
   void* temp = scratch + arrays + partial_bytes;
   try {
-    index_add_prepare<<<grid_for(n, 256), 256, 0, st>>>(keys_in, vals_in, idx, n, num_rows, device_error());
-    MBERT_LAUNCH_CHECK();
-    MBERT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, vals_in, vals_out, n, 0,
-                                                     end_bit, st));
+    const int *keys = keys_out, *vals = vals_out;
+    if (small) {
+      sort_pairs_small(keys_in, vals_in, keys_out, vals_out, static_cast<int*>(temp), idx, int(n), int(num_rows),
+                       passes, st);
+      if (passes % 2 == 0) keys = keys_in, vals = vals_in;
+    } else {
+      index_add_prepare<<<grid_for(n, 256), 256, 0, st>>>(keys_in, vals_in, idx, n, num_rows, device_error());
+      MBERT_LAUNCH_CHECK();
+      MBERT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, vals_in, vals_out, n, 0,
+                                                       end_bit, st));
+    }
     const bool vec = row_size % 8 == 0 && aligned16(out) && aligned16(src);
     if (vec)
-      index_add_launch<T, G, 8>(out, partial, src, keys_out, vals_out, n, row_size, int(num_rows), st);
+      index_add_launch<T, G, 8>(out, partial, src, keys, vals, n, row_size, int(num_rows), st);
     else
-      index_add_launch<T, G, 1>(out, partial, src, keys_out, vals_out, n, row_size, int(num_rows), st);
+      index_add_launch<T, G, 1>(out, partial, src, keys, vals, n, row_size, int(num_rows), st);
   } catch (...) {
     free(scratch);
     throw;

@@ -51,6 +51,21 @@ function intArr(n, lo, hi) {
   return a;
 }
 
+// Ids like a real batch's and worse: a third on one id ([MASK]-like), a fifth over 40
+// ids (common words: runs of tens to hundreds), some ids repeated 30-70 times (runs
+// about one sort tile long), the rest uniform.
+function skewedIds(n, numRows) {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; ++i) {
+    const u = rand();
+    if (u < 0.33) a[i] = 103;
+    else if (u < 0.53) a[i] = 1000 + Math.floor(rand() * 40);
+    else if (u < 0.6) a[i] = 2000 + Math.floor(rand() * Math.max(1, Math.floor(n / 700)));
+    else a[i] = Math.floor(rand() * numRows);
+  }
+  return a;
+}
+
 // ---- buffers on both backends ---------------------------------------------------
 
 // A buffer of `dtype` (as on the GPU) with values (Float64Array / Int32Array) or
@@ -765,17 +780,23 @@ if (want("geglu"))
 
 if (want("index"))
   for (const dt of DTYPES) {
-    for (const [n, rowSize, numRows] of small
-      ? [[5, 7, 3]]
+    for (const [n, rowSize, numRows, skew] of small
+      ? [
+          [5, 7, 3],
+          [300, 8, 5],
+        ]
       : [
           [1, 768, 30528],
           [dt === BF16 ? 16384 : 2048, 768, 30528],
           [100, 33, 7],
           [4000, 768, 3],
           [29400, 768, 2], // token types: two segments spanning hundreds of tiles
+          [257, 64, 1], // one key, one position past a sort tile
+          [dt === BF16 ? 20000 : 3000, 768, 30528, "skewed"], // runs of every length, long and short
+          [70000, 64, 30528], // past the small-sort limit (CUB's sort)
         ]) {
       const table = input(dt, randnArr(numRows * rowSize));
-      const idx = input(I32, intArr(n, 0, numRows));
+      const idx = input(I32, skew === "skewed" ? skewedIds(n, numRows) : intArr(n, 0, numRows));
       const out = output(dt, n * rowSize);
       check(
         "indexSelect",
