@@ -236,7 +236,18 @@ for (const [lname, nOut, nIn] of linears) {
     time(() => cu.indexAdd(BF16, F32, grad, out, ids, T, C, V)),
     T * C * 2 + 2 * unique * C * 4 + T * 16,
   );
-  for (const p of [table, ids, out, grad]) cu.free(p);
+  // The token-type embedding's gradient: two rows, every position on the first.
+  const tt = cu.alloc(T * 4);
+  cu.upload(tt, 0, new Int32Array(T));
+  const ttGrad = cu.alloc(2 * C * 4);
+  cu.fill(F32, ttGrad, 2 * C, 0);
+  add(
+    "embedding.bwd(2 rows)",
+    "mem",
+    time(() => cu.indexAdd(BF16, F32, ttGrad, out, tt, T, C, 2)),
+    T * C * 2 + 2 * C * 4 + T * 16,
+  );
+  for (const p of [table, ids, out, grad, tt, ttGrad]) cu.free(p);
 }
 {
   const n = NADAM;

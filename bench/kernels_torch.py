@@ -79,6 +79,8 @@ def main() -> None:
         out["embedding.fwd"] = time(lambda: F.embedding(ids, table))
         g = torch.randn(T, C, device=dev, dtype=bf)
         out["embedding.bwd"] = time(lambda: torch.ops.aten.embedding_dense_backward(g, ids, V, -1, False))
+        tt = torch.zeros(T, device=dev, dtype=torch.long)
+        out["embedding.bwd(2 rows)"] = time(lambda: torch.ops.aten.embedding_dense_backward(g, tt, 2, -1, False))
         del table, g
 
     n = cfg["NADAM"]
