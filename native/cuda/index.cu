@@ -12,7 +12,8 @@
 // The sort is our own radix sort in one cooperative launch for up to 65536
 // positions (CUB's beyond that); the sum cuts the sorted positions into tiles
 // of 32 and sums the segments that start in each tile there, spreading only
-// long segments over several tiles (see the comments at each step).
+// long segments over several tiles. Tables of at most four rows (token types)
+// skip the sort. See the comments at each step.
 #include <algorithm>
 #include <climits>
 
@@ -66,13 +67,15 @@ __global__ void index_copy_kernel(W* out, const W* src, const int* idx, int64_t 
   }
 }
 
-// keys[i] = idx[i] (numRows for a bad index, sorted last and skipped), vals[i] = i.
+// keys[i] = idx[i] (numRows for a bad index, sorted last and skipped), vals[i] = i;
+// with keys null, only reports bad indices.
 __global__ void index_add_prepare(int* keys, int* vals, const int* idx, int64_t n, int64_t num_rows,
                                   DeviceError* err) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int row = idx[i];
     const bool ok = row >= 0 && row < num_rows;
     if (!ok) raise_device_error(err, kErrIndexAdd, i, row, num_rows);
+    if (!keys) continue;  // only checking
     keys[i] = ok ? row : int(num_rows);
     vals[i] = int(i);
   }
@@ -186,15 +189,18 @@ __device__ void sort_pass(SortShared& sh, int key, int val, bool valid, int* key
 
 // keys[i] = idx[i] (numRows for a bad index: sorted last, skipped), vals[i] = i, sorted
 // by key in `passes` passes; the result is in (a_keys, a_vals) after an even number of
-// passes, (b_keys, b_vals) after an odd one. hist: (passes, tiles, kDigits) ints.
+// passes, (b_keys, b_vals) after an odd one. hist: (passes, tiles, kDigits) ints. Also
+// zeroes the tile kernel's tickets.
 __global__ void __launch_bounds__(kSortTile) sort_pairs_kernel(int* a_keys, int* a_vals, int* b_keys, int* b_vals,
                                                                int* hist, int passes, const int* idx, int n,
-                                                               int num_rows, int tiles, DeviceError* err) {
+                                                               int num_rows, int tiles, int* tickets,
+                                                               int64_t ticket_count, DeviceError* err) {
   __shared__ SortShared sh;
   __shared__ int h[kDigits];
   cg::grid_group grid = cg::this_grid();
   pdl_launch_dependents();
   const int t = blockIdx.x, j = threadIdx.x, i = t * kSortTile + j;
+  for (int64_t k = i; k < ticket_count; k += int64_t(gridDim.x) * kSortTile) tickets[k] = 0;  // for the tile kernel
   const bool valid = i < n;
   int key = 0, val = i;
   if (valid) {
@@ -251,10 +257,11 @@ bool small_sort_fits(int64_t n) {
 }
 
 void sort_pairs_small(int* a_keys, int* a_vals, int* b_keys, int* b_vals, int* hist, const int* idx, int n,
-                      int num_rows, int passes, cudaStream_t st) {
+                      int num_rows, int passes, int* tickets, int64_t ticket_count, cudaStream_t st) {
   int tiles = int(ceil_div(n, kSortTile));
   DeviceError* err = device_error();
-  void* args[] = {&a_keys, &a_vals, &b_keys, &b_vals, &hist, &passes, &idx, &n, &num_rows, &tiles, &err};
+  void* args[] = {&a_keys, &a_vals,   &b_keys, &b_vals,  &hist,         &passes, &idx,
+                  &n,      &num_rows, &tiles,  &tickets, &ticket_count, &err};
   MBERT_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(sort_pairs_kernel), dim3(tiles),
                                                dim3(kSortTile), args, 0, st));
 }
@@ -267,15 +274,16 @@ void sort_pairs_small(int* a_keys, int* a_vals, int* b_keys, int* b_vals, int* h
 // ends within it ("short") is still summed whole by the tile it starts in, which reads
 // on past its end. Only a longer segment is split: its piece in the tile where it
 // starts goes to that tile's partial slot 1, its piece in each later tile to that
-// tile's slot 0, and index_add_finish sums the pieces in tile order and adds the total
-// to out. Long runs of one key (token types: every position on one or two rows) are so
-// spread over many blocks instead of one serial chain. One add per output element, in
-// a fixed order: the result is the same on every run.
+// tile's slot 0; each of those blocks then takes a ticket for the segment, and the one
+// that takes the last ticket sums the pieces in tile order and adds the total to out.
+// Long runs of one key (a [MASK] id on an eighth of the batch) are so spread over many
+// blocks instead of one serial chain, and no second kernel runs when there are none.
+// One add per output element, in a fixed order: the result is the same on every run.
+// Tables of at most kFewRows rows (token types) take a path without a sort, below.
 
 constexpr int kTile = 32;         // sorted positions per tile block
-constexpr int kFinishRows = 8;    // piece sums in flight per column in the finish kernel
-constexpr int kFinishTiles = 16;  // tiles examined per finish block
-constexpr int kGroup = 4;         // positions whose rows a tile thread loads at once
+constexpr int kFinishRows = 8;    // partial sums in flight per column in index_add_few_finish
+constexpr int kGroup = 2;         // positions whose rows a tile thread loads at once
 
 // V columns per thread: 8 (16-byte bf16 / two 16-byte fp32 accesses) or 1.
 template <int V>
@@ -358,12 +366,96 @@ __device__ __forceinline__ void add_cols(G* p, const Cols<V>& acc) {
   store_cols<G, V>(p, o);
 }
 
-// Block (tile t, column chunk). partial: (2 tiles, row_size) fp32, slots 0 and 1 per tile.
+// First position in [lo, hi) whose key is >= target (keys sorted ascending), or hi;
+// called by a whole warp, which probes 32 positions per step.
+__device__ int64_t warp_lower_bound(const int* keys, int64_t lo, int64_t hi, int target) {
+  const int lane = threadIdx.x & 31;
+  while (lo < hi) {
+    const int64_t step = (hi - lo + 31) / 32;
+    const int64_t pos = lo + lane * step;
+    const unsigned less = __ballot_sync(0xffffffffu, pos < hi && keys[pos] < target);
+    if (less == 0) return lo;
+    const int64_t last_less = lo + int64_t(__popc(less) - 1) * step;
+    lo = last_less + 1;                                      // the answer is past the last probe below target
+    hi = last_less + step < hi ? last_less + step : hi;      // and at most the next probe
+  }
+  return lo;
+}
+
+// fp32 columns of a partial row written by another block of this grid (read from L2).
+template <int V>
+__device__ __forceinline__ void load_partial(Cols<V>& r, const float* p) {
+  if constexpr (V == 1) {
+    r.v[0] = __ldcg(p);
+  } else {
+    const float4 a = __ldcg(reinterpret_cast<const float4*>(p)), b = __ldcg(reinterpret_cast<const float4*>(p + 4));
+    r.v[0] = a.x, r.v[1] = a.y, r.v[2] = a.z, r.v[3] = a.w;
+    r.v[4] = b.x, r.v[5] = b.y, r.v[6] = b.z, r.v[7] = b.w;
+  }
+}
+
+// The end of index_add_tiles for a block that wrote a piece of a long segment: key0 (or
+// -1) the segment of its slot 0, key1 (or -1) that of its slot 1. Takes a ticket per
+// piece; the block that takes a segment's last ticket sums all its pieces in tile order
+// and adds the total to out. Kept out of line: it runs rarely and would otherwise cost
+// the main loop registers.
+template <typename G, int V>
+__device__ __noinline__ void finish_long(G* out, const float* partial, int* tickets, const int* keys, int64_t n,
+                                         int64_t row_size, int key0, int key1) {
+  __shared__ int64_t seg_t0[2], seg_pieces[2];
+  __shared__ int seg_last[2];
+  const int64_t t = blockIdx.x, p0 = t * kTile, pend = p0 + kTile < n ? p0 + kTile : n;
+  const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
+  __threadfence();  // this block's partial rows before its tickets
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    for (int s = 0; s < 2; ++s) {
+      const int k = s == 0 ? key0 : key1;
+      if (k < 0) continue;
+      const int64_t t0 = s == 0 ? warp_lower_bound(keys, 0, p0, k) / kTile : t;
+      const int64_t e = warp_lower_bound(keys, pend, n, k + 1);
+      if (threadIdx.x == 0) {
+        const int64_t pieces = (e - 1) / kTile - t0 + 1;
+        seg_t0[s] = t0;
+        seg_pieces[s] = pieces;
+        seg_last[s] = atomicAdd(&tickets[t0 * gridDim.y + blockIdx.y], 1) == pieces - 1;
+      }
+    }
+  }
+  __syncthreads();
+  for (int s = 0; s < 2; ++s) {
+    const int k = s == 0 ? key0 : key1;
+    if (k < 0 || !seg_last[s] || c >= row_size) continue;
+    __threadfence();  // the other blocks' pieces, announced by their tickets
+    const int64_t t0 = seg_t0[s], pieces = seg_pieces[s];
+    Cols<V> acc;
+#pragma unroll
+    for (int m = 0; m < V; ++m) acc.v[m] = 0.f;
+    for (int64_t j0 = 0; j0 < pieces; j0 += 4) {
+      Cols<V> r[4];  // four pieces in flight, added in order
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (j0 + u < pieces) load_partial<V>(r[u], partial + (j0 + u == 0 ? 2 * t0 + 1 : 2 * (t0 + j0 + u)) * row_size + c);
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (j0 + u < pieces) {
+#pragma unroll
+          for (int m = 0; m < V; ++m) acc.v[m] += r[u].v[m];
+        }
+    }
+    add_cols<G, V>(out + int64_t(k) * row_size + c, acc);
+  }
+}
+
+// Block (tile t, column chunk). partial: (2 tiles, row_size) fp32, slots 0 and 1 per tile;
+// tickets: (tiles, column chunks) zeroed ints.
 // Positions go in groups of GS: the group's src rows and the out rows of the segments
-// that end in it are loaded together, then added in order.
+// that end in it are loaded together, then added in order. A block that wrote a piece
+// of a long segment takes a ticket for it; the block that takes the last one sums all
+// the segment's pieces in tile order and adds the total to out.
 template <typename T, typename G, int V, int GS>
-__global__ void index_add_tiles(G* out, float* partial, const T* src, const int* keys, const int* vals, int64_t n,
-                                int64_t row_size, int num_rows) {
+__global__ void index_add_tiles(G* out, float* partial, int* tickets, const T* src, const int* keys, const int* vals,
+                                int64_t n, int64_t row_size, int num_rows) {
   constexpr int KS = 3 * kTile + 2;
   __shared__ int ks[KS];  // keys[p0 - kTile - 1 + j]; -1 before the start, INT_MAX past n
   __shared__ int vs[2 * kTile];
@@ -376,135 +468,165 @@ __global__ void index_add_tiles(G* out, float* partial, const T* src, const int*
   for (int j = threadIdx.x; j < 2 * kTile; j += blockDim.x) vs[j] = p0 + j < n ? vals[p0 + j] : 0;
   __syncthreads();
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
-  if (c >= row_size) return;
+  const bool active = c < row_size;
   const auto key = [&](int64_t p) { return ks[p - base]; };
   const int64_t pend = p0 + kTile < n ? p0 + kTile : n;
   int64_t begin = p0, end = pend, first_end = p0;  // [begin, first_end): a long segment's later piece
-  const int k0 = key(p0);
+  const int k0 = key(p0), kl = key(pend - 1);
   if (key(p0 - 1) == k0) {  // the first segment began in an earlier tile
     while (first_end < pend && key(first_end) == k0) ++first_end;
     // A short segment begun in tile t - 1 (it ends by this tile's end): that tile sums it whole.
     if (key(p0 - kTile - 1) != k0 && key(p0 + kTile) != k0) begin = first_end;
   }
-  if (pend < n) {
-    const int kl = key(pend - 1);
-    // A short segment that starts here and runs into tile t + 1: read on to its end.
-    if (key(pend) == kl && key(p0 - 1) != kl && key(p0 + 2 * kTile) != kl)
-      while (key(end) == kl) ++end;
-  }
-  Cols<V> acc;
-#pragma unroll
-  for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
-  for (int64_t q = begin; q < end; q += GS) {
-    Raw<T, V> r[GS];
-    Cols<V> o[GS];
-#pragma unroll
-    for (int j = 0; j < GS; ++j) {
-      const int64_t pos = q + j;
-      if (pos < end) {
-        load_raw<T, V>(r[j], src + int64_t(vs[pos - p0]) * row_size + c);
-        const int k = key(pos);
-        if (pos >= first_end && key(pos + 1) != k && k < num_rows) load_cols<G, V>(o[j], out + int64_t(k) * row_size + c);
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < GS; ++j) {
-      const int64_t pos = q + j;
-      if (pos >= end) break;
-      add_raw<T, V>(acc, r[j]);
-      const int k = key(pos);
-      const bool seg_last = key(pos + 1) != k;
-      if (!seg_last && pos + 1 < end) continue;
-      if (k < num_rows) {  // k == num_rows marks bad indices: skipped
-        if (pos < first_end) {
-          store_cols<float, V>(partial + (2 * t) * row_size + c, acc);
-        } else if (!seg_last) {
-          store_cols<float, V>(partial + (2 * t + 1) * row_size + c, acc);
-        } else {
-#pragma unroll
-          for (int k2 = 0; k2 < V; ++k2) o[j].v[k2] += acc.v[k2];
-          store_cols<G, V>(out + int64_t(k) * row_size + c, o[j]);
-        }
-      }
-#pragma unroll
-      for (int k2 = 0; k2 < V; ++k2) acc.v[k2] = 0.f;
-    }
-  }
-}
-
-// Block (kFinishTiles tiles, column chunk), blockDim (x, kFinishRows): for each long
-// segment that starts in one of its tiles, sums its pieces (slot 1 of the first tile,
-// then slot 0 of each following tile it reaches): thread row y takes pieces y, y + 8,
-// ... in order, then the 8 row sums are added in row order; adds the total to out.
-// The block's first threads find the long segments of its tiles side by side.
-template <typename G, int V>
-__global__ void index_add_finish(G* out, const float* partial, const int* keys, int64_t n, int64_t row_size,
-                                 int num_rows, int64_t tiles) {
-  extern __shared__ float sm[];  // [kFinishRows][blockDim.x * V]
-  __shared__ int seg_key[kFinishTiles];
-  __shared__ int64_t seg_pieces[kFinishTiles];
-  const int tid = threadIdx.y * blockDim.x + threadIdx.x;
-  if (tid < kFinishTiles) {
-    const int64_t t = int64_t(blockIdx.x) * kFinishTiles + tid, p0 = t * kTile, p1 = p0 + kTile;
-    int key = -1;
-    if (t < tiles && p1 + kTile < n) {
-      const int last = keys[p1 - 1], next = keys[p1], prev = p0 > 0 ? keys[p0 - 1] : -1, far = keys[p1 + kTile];
-      // It crosses the tile's end, began in this tile, and runs past the next one.
-      if (last < num_rows && next == last && prev != last && far == last) key = last;
-    }
-    int64_t pieces = 0;
-    if (key >= 0) {  // end of the segment: first sorted position past p1 + kTile with another key
-      int64_t lo = p1 + kTile, hi = n;
-      while (lo < hi) {
-        const int64_t mid = (lo + hi) / 2;
-        if (keys[mid] == key) lo = mid + 1;
-        else hi = mid;
-      }
-      pieces = (lo - 1) / kTile - t + 1;
-    }
-    seg_key[tid] = key;
-    seg_pieces[tid] = pieces;
-  }
-  __syncthreads();
-  const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
-  const bool active = c < row_size;
-  for (int s = 0; s < kFinishTiles; ++s) {
-    const int key = seg_key[s];
-    if (key < 0) continue;
-    const int64_t t = int64_t(blockIdx.x) * kFinishTiles + s, pieces = seg_pieces[s];
+  // The segment at the tile's end runs on into tile t + 1 and started in this tile:
+  // short (it ends by the end of t + 1) or long.
+  const bool crossing = pend < n && key(pend) == kl && key(p0 - 1) != kl;
+  const bool long_start = crossing && key(p0 + 2 * kTile) == kl;
+  if (crossing && !long_start)
+    while (key(end) == kl) ++end;  // short: read on to its end
+  if (active) {
     Cols<V> acc;
 #pragma unroll
     for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
-    if (active) {
-      for (int64_t j0 = threadIdx.y; j0 < pieces; j0 += 4 * kFinishRows) {
-        Cols<V> r[4];  // four pieces in flight, added in order
+    for (int64_t q = begin; q < end; q += GS) {
+      Raw<T, V> r[GS];
+      Cols<V> o[GS];
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          const int64_t j = j0 + u * kFinishRows;
-          if (j < pieces) load_cols<float, V>(r[u], partial + (2 * (t + j) + (j == 0 ? 1 : 0)) * row_size + c);
+      for (int j = 0; j < GS; ++j) {
+        const int64_t pos = q + j;
+        if (pos < end) {
+          load_raw<T, V>(r[j], src + int64_t(vs[pos - p0]) * row_size + c);
+          const int k = key(pos);
+          if (pos >= first_end && key(pos + 1) != k && k < num_rows)
+            load_cols<G, V>(o[j], out + int64_t(k) * row_size + c);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < GS; ++j) {
+        const int64_t pos = q + j;
+        if (pos >= end) break;
+        add_raw<T, V>(acc, r[j]);
+        const int k = key(pos);
+        const bool seg_last = key(pos + 1) != k;
+        if (!seg_last && pos + 1 < end) continue;
+        if (k < num_rows) {  // k == num_rows marks bad indices: skipped
+          if (pos < first_end) {
+            store_cols<float, V>(partial + (2 * t) * row_size + c, acc);
+          } else if (!seg_last) {
+            store_cols<float, V>(partial + (2 * t + 1) * row_size + c, acc);
+          } else {
+#pragma unroll
+            for (int k2 = 0; k2 < V; ++k2) o[j].v[k2] += acc.v[k2];
+            store_cols<G, V>(out + int64_t(k) * row_size + c, o[j]);
+          }
         }
 #pragma unroll
-        for (int u = 0; u < 4; ++u)
-          if (j0 + u * kFinishRows < pieces) {
-#pragma unroll
-            for (int k = 0; k < V; ++k) acc.v[k] += r[u].v[k];
-          }
+        for (int k2 = 0; k2 < V; ++k2) acc.v[k2] = 0.f;
       }
     }
-    float* mine = sm + (int64_t(threadIdx.y) * blockDim.x + threadIdx.x) * V;
-#pragma unroll
-    for (int k = 0; k < V; ++k) mine[k] = acc.v[k];
-    __syncthreads();
-    if (threadIdx.y == 0 && active) {
-      for (int y = 1; y < kFinishRows; ++y) {
-        const float* other = sm + (int64_t(y) * blockDim.x + threadIdx.x) * V;
-#pragma unroll
-        for (int k = 0; k < V; ++k) acc.v[k] += other[k];
-      }
-      add_cols<G, V>(out + int64_t(key) * row_size + c, acc);
-    }
-    __syncthreads();
   }
+  // Pieces of long segments written above: slot 0 (the segment began in an earlier
+  // tile) and slot 1 (it starts here). The same for every thread of the block;
+  // recomputed from shared memory rather than kept live through the loop.
+  const int f0 = ks[kTile + 1], fl = key(pend - 1);
+  const bool piece0 = f0 < num_rows && ks[kTile] == f0 && (ks[0] == f0 || ks[2 * kTile + 1] == f0);
+  const bool piece1 = fl < num_rows && pend < n && key(pend) == fl && ks[kTile] != fl && ks[3 * kTile + 1] == fl;
+  if (piece0 || piece1) finish_long<G, V>(out, partial, tickets, keys, n, row_size, piece0 ? f0 : -1, piece1 ? fl : -1);
+}
+
+// ---- indexAdd into a table of at most kFewRows rows (token types) -----------------------
+//
+// No sort: block (chunk of positions, column chunk) sums the chunk's src rows
+// per output row in position order, in registers, and writes one partial row per output
+// row (zeros where none hit it); index_add_few_finish sums each column's chunk partials
+// in chunk order and adds the total to out once.
+
+constexpr int kFewRows = 4;
+constexpr int kFewStage = 128;       // indices staged in shared memory at a time
+constexpr int64_t kFewChunks = 2048;  // at most this many chunks (and partial rows per row)
+
+template <typename T, int V>
+__global__ void index_add_few_partial(float* partial, const T* src, const int* idx, int64_t n, int64_t chunk,
+                                      int64_t row_size, int num_rows, DeviceError* err) {
+  __shared__ int ks[kFewStage];
+  const int64_t b = blockIdx.x, p_begin = b * chunk, p_end = p_begin + chunk < n ? p_begin + chunk : n;
+  const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
+  const bool active = c < row_size;
+  Cols<V> acc[kFewRows];
+#pragma unroll
+  for (int r = 0; r < kFewRows; ++r)
+#pragma unroll
+    for (int k = 0; k < V; ++k) acc[r].v[k] = 0.f;
+  for (int64_t p0 = p_begin; p0 < p_end; p0 += kFewStage) {
+    const int cnt = int(p_end - p0 < kFewStage ? p_end - p0 : kFewStage);
+    __syncthreads();  // the previous stage's indices are used up
+    for (int j = threadIdx.x; j < cnt; j += blockDim.x) {
+      const int row = idx[p0 + j];
+      const bool ok = row >= 0 && row < num_rows;
+      if (!ok && blockIdx.y == 0) raise_device_error(err, kErrIndexAdd, p0 + j, row, num_rows);
+      ks[j] = ok ? row : -1;  // a bad index is skipped
+    }
+    __syncthreads();
+    if (!active) continue;
+    for (int q = 0; q < cnt; q += 8) {
+      Raw<T, V> x[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        if (q + j < cnt) load_raw<T, V>(x[j], src + (p0 + q + j) * row_size + c);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        if (q + j >= cnt) break;
+        const int k = ks[q + j];  // the same for the whole block
+#pragma unroll
+        for (int r = 0; r < kFewRows; ++r)
+          if (k == r) add_raw<T, V>(acc[r], x[j]);
+      }
+    }
+  }
+  if (!active) return;
+#pragma unroll
+  for (int r = 0; r < kFewRows; ++r)
+    if (r < num_rows) store_cols<float, V>(partial + (b * num_rows + r) * row_size + c, acc[r]);
+}
+
+// Block (output row, column chunk), blockDim (x, kFinishRows): thread row y sums chunks
+// y, y + 8, ... in order, then the 8 row sums are added in row order.
+template <typename G, int V>
+__global__ void index_add_few_finish(G* out, const float* partial, int64_t chunks, int64_t row_size, int num_rows) {
+  extern __shared__ float sm[];  // [kFinishRows][blockDim.x * V]
+  const int r = blockIdx.x;
+  const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
+  const bool active = c < row_size;
+  Cols<V> acc;
+#pragma unroll
+  for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
+  if (active) {
+    for (int64_t j0 = threadIdx.y; j0 < chunks; j0 += 4 * kFinishRows) {
+      Cols<V> x[4];  // four chunks in flight, added in order
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int64_t j = j0 + u * kFinishRows;
+        if (j < chunks) load_cols<float, V>(x[u], partial + (j * num_rows + r) * row_size + c);
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (j0 + u * kFinishRows < chunks) {
+#pragma unroll
+          for (int k = 0; k < V; ++k) acc.v[k] += x[u].v[k];
+        }
+    }
+  }
+  float* mine = sm + (int64_t(threadIdx.y) * blockDim.x + threadIdx.x) * V;
+#pragma unroll
+  for (int k = 0; k < V; ++k) mine[k] = acc.v[k];
+  __syncthreads();
+  if (threadIdx.y != 0 || !active) return;
+  for (int y = 1; y < kFinishRows; ++y) {
+    const float* other = sm + (int64_t(y) * blockDim.x + threadIdx.x) * V;
+#pragma unroll
+    for (int k = 0; k < V; ++k) acc.v[k] += other[k];
+  }
+  add_cols<G, V>(out + int64_t(r) * row_size + c, acc);
 }
 
 // Whether `kernel` may be launched as a programmatic dependent: the device is sm_90+ and
@@ -519,14 +641,19 @@ bool pdl_ready(Kernel kernel) {
          cudaFuncGetAttributes(&fa, kernel) == cudaSuccess && fa.ptxVersion >= 90;
 }
 
+// Threads per block over the columns of a row: at most 128 of 8 columns (the finish
+// kernels' shared rows stay at 32 KB) or 256 of one.
+template <int V>
+int column_threads(int64_t row_size) {
+  return int(std::min<int64_t>(V == 8 ? 128 : 256, ceil_div(ceil_div(row_size, V), 32) * 32));
+}
+
 template <typename T, typename G, int V>
-void index_add_launch(G* out, float* partial, const T* src, const int* keys, const int* vals, int64_t n,
-                      int64_t row_size, int num_rows, cudaStream_t st) {
+void index_add_launch(G* out, float* partial, int* tickets, const T* src, const int* keys, const int* vals,
+                      int64_t n, int64_t row_size, int num_rows, cudaStream_t st) {
   const int64_t tiles = ceil_div(n, kTile);
-  const int64_t vecs = ceil_div(row_size, V);
-  // At most 128 threads of 8 columns: the finish kernel's shared rows stay at 32 KB.
-  const int threads = int(std::min<int64_t>(V == 8 ? 128 : 256, ceil_div(vecs, 32) * 32));
-  const unsigned chunks = unsigned(ceil_div(vecs, threads));
+  const int threads = column_threads<V>(row_size);
+  const unsigned chunks = unsigned(ceil_div(ceil_div(row_size, V), threads));
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(unsigned(tiles), chunks, 1u);
   cfg.blockDim = dim3(unsigned(threads), 1u, 1u);
@@ -537,25 +664,59 @@ void index_add_launch(G* out, float* partial, const T* src, const int* keys, con
   cfg.attrs = attr;
   static const bool pdl = pdl_ready(index_add_tiles<T, G, V, kGroup>);
   cfg.numAttrs = pdl ? 1 : 0;
-  MBERT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, index_add_tiles<T, G, V, kGroup>, out, partial, src, keys, vals, n,
-                                      row_size, num_rows));
-  if (tiles > 2) {  // a long segment spans at least three tiles
-    const std::size_t smem = std::size_t(kFinishRows) * threads * V * sizeof(float);
-    const dim3 grid{unsigned(ceil_div(tiles, kFinishTiles)), chunks, 1u};
-    index_add_finish<G, V><<<grid, dim3(threads, kFinishRows, 1), smem, st>>>(out, partial, keys, n, row_size,
-                                                                             num_rows, tiles);
-    MBERT_LAUNCH_CHECK();
-  }
+  MBERT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, index_add_tiles<T, G, V, kGroup>, out, partial, tickets, src, keys, vals,
+                                      n, row_size, num_rows));
+}
+
+// Positions per chunk of the few-rows path: kFewStage, more past kFewChunks chunks.
+inline int64_t few_chunk(int64_t n) { return std::max<int64_t>(kFewStage, ceil_div(n, kFewChunks)); }
+
+template <typename T, typename G, int V>
+void index_add_few(G* out, float* partial, const T* src, const int* idx, int64_t n, int64_t row_size, int num_rows,
+                   cudaStream_t st) {
+  const int64_t chunk = few_chunk(n), chunks = ceil_div(n, chunk);
+  const int threads = column_threads<V>(row_size);
+  const unsigned col_chunks = unsigned(ceil_div(ceil_div(row_size, V), threads));
+  index_add_few_partial<T, V><<<dim3(unsigned(chunks), col_chunks, 1u), threads, 0, st>>>(
+      partial, src, idx, n, chunk, row_size, num_rows, device_error());
+  MBERT_LAUNCH_CHECK();
+  const std::size_t smem = std::size_t(kFinishRows) * threads * V * sizeof(float);
+  index_add_few_finish<G, V><<<dim3(unsigned(num_rows), col_chunks, 1u), dim3(threads, kFinishRows, 1), smem, st>>>(
+      out, partial, chunks, row_size, num_rows);
+  MBERT_LAUNCH_CHECK();
 }
 
 template <typename T, typename G>
 void index_add(G* out, const T* src, const int* idx, int64_t n, int64_t row_size, int64_t num_rows) {
   if (n == 0 || row_size == 0) return;
   cudaStream_t st = stream();
+  const bool vec = row_size % 8 == 0 && aligned16(out) && aligned16(src);
+  const auto align = [](std::size_t b) { return (b + 255) & ~std::size_t(255); };
+  if (num_rows <= kFewRows) {  // token types: per-chunk row sums, no sort
+    if (num_rows == 0) {  // every index is out of range
+      index_add_prepare<<<grid_for(n, 256), 256, 0, st>>>(nullptr, nullptr, idx, n, num_rows, device_error());
+      MBERT_LAUNCH_CHECK();
+      return;
+    }
+    float* partial = static_cast<float*>(
+        alloc(align(std::size_t(ceil_div(n, few_chunk(n))) * std::size_t(num_rows) * std::size_t(row_size) * 4)));
+    try {
+      if (vec) index_add_few<T, G, 8>(out, partial, src, idx, n, row_size, int(num_rows), st);
+      else index_add_few<T, G, 1>(out, partial, src, idx, n, row_size, int(num_rows), st);
+    } catch (...) {
+      free(partial);
+      throw;
+    }
+    free(partial);
+    return;
+  }
   int end_bit = 1;
   while ((int64_t(1) << end_bit) <= num_rows) ++end_bit;  // keys are in [0, num_rows]
   const bool small = small_sort_fits(n);
   const int passes = (end_bit + 7) / 8;
+  const int64_t tiles = ceil_div(n, kTile);
+  const int64_t ticket_count = tiles * ceil_div(ceil_div(row_size, vec ? 8 : 1), vec ? column_threads<8>(row_size)
+                                                                                      : column_threads<1>(row_size));
   std::size_t temp_bytes = 0;
   if (small)
     temp_bytes = std::size_t(passes) * std::size_t(ceil_div(n, kSortTile)) * kDigits * sizeof(int);
@@ -564,33 +725,34 @@ void index_add(G* out, const T* src, const int* idx, int64_t n, int64_t row_size
                                                      static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
                                                      static_cast<int*>(nullptr), n, 0, end_bit, st));
   // Scratch from the caching allocator; freed at the end (stream order keeps it valid).
-  const auto align = [](std::size_t b) { return (b + 255) & ~std::size_t(255); };
   const std::size_t arrays = align(4 * std::size_t(n) * sizeof(int));
-  const std::size_t partial_bytes = align(2 * std::size_t(ceil_div(n, kTile)) * std::size_t(row_size) * sizeof(float));
-  char* scratch = static_cast<char*>(alloc(arrays + partial_bytes + temp_bytes + 256));
+  const std::size_t partial_bytes = align(2 * std::size_t(tiles) * std::size_t(row_size) * sizeof(float));
+  const std::size_t ticket_bytes = align(std::size_t(ticket_count) * sizeof(int));
+  char* scratch = static_cast<char*>(alloc(arrays + partial_bytes + ticket_bytes + temp_bytes + 256));
   int* keys_in = reinterpret_cast<int*>(scratch);
   int* vals_in = keys_in + n;
   int* keys_out = vals_in + n;
   int* vals_out = keys_out + n;
   float* partial = reinterpret_cast<float*>(scratch + arrays);
-  void* temp = scratch + arrays + partial_bytes;
+  int* tickets = reinterpret_cast<int*>(scratch + arrays + partial_bytes);
+  void* temp = scratch + arrays + partial_bytes + ticket_bytes;
   try {
     const int *keys = keys_out, *vals = vals_out;
     if (small) {
       sort_pairs_small(keys_in, vals_in, keys_out, vals_out, static_cast<int*>(temp), idx, int(n), int(num_rows),
-                       passes, st);
+                       passes, tickets, ticket_count, st);
       if (passes % 2 == 0) keys = keys_in, vals = vals_in;
     } else {
+      MBERT_CUDA_CHECK(cudaMemsetAsync(tickets, 0, std::size_t(ticket_count) * sizeof(int), st));
       index_add_prepare<<<grid_for(n, 256), 256, 0, st>>>(keys_in, vals_in, idx, n, num_rows, device_error());
       MBERT_LAUNCH_CHECK();
       MBERT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, vals_in, vals_out, n, 0,
                                                        end_bit, st));
     }
-    const bool vec = row_size % 8 == 0 && aligned16(out) && aligned16(src);
     if (vec)
-      index_add_launch<T, G, 8>(out, partial, src, keys, vals, n, row_size, int(num_rows), st);
+      index_add_launch<T, G, 8>(out, partial, tickets, src, keys, vals, n, row_size, int(num_rows), st);
     else
-      index_add_launch<T, G, 1>(out, partial, src, keys, vals, n, row_size, int(num_rows), st);
+      index_add_launch<T, G, 1>(out, partial, tickets, src, keys, vals, n, row_size, int(num_rows), st);
   } catch (...) {
     free(scratch);
     throw;

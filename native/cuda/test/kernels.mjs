@@ -58,9 +58,9 @@ function skewedIds(n, numRows) {
   const a = new Int32Array(n);
   for (let i = 0; i < n; ++i) {
     const u = rand();
-    if (u < 0.33) a[i] = 103;
-    else if (u < 0.53) a[i] = 1000 + Math.floor(rand() * 40);
-    else if (u < 0.6) a[i] = 2000 + Math.floor(rand() * Math.max(1, Math.floor(n / 700)));
+    if (u < 0.33) a[i] = 103 % numRows;
+    else if (u < 0.53) a[i] = (1000 + Math.floor(rand() * 40)) % numRows;
+    else if (u < 0.6) a[i] = (2000 + Math.floor(rand() * Math.max(1, Math.floor(n / 700)))) % numRows;
     else a[i] = Math.floor(rand() * numRows);
   }
   return a;
@@ -783,7 +783,9 @@ if (want("index"))
     for (const [n, rowSize, numRows, skew] of small
       ? [
           [5, 7, 3],
+          [300, 8, 4],
           [300, 8, 5],
+          [2000, 8, 6, "skewed"],
         ]
       : [
           [1, 768, 30528],
@@ -794,6 +796,7 @@ if (want("index"))
           [257, 64, 1], // one key, one position past a sort tile
           [dt === BF16 ? 20000 : 3000, 768, 30528, "skewed"], // runs of every length, long and short
           [70000, 64, 30528], // past the small-sort limit (CUB's sort)
+          [300000, 16, 2], // few rows, several index stages per chunk
         ]) {
       const table = input(dt, randnArr(numRows * rowSize));
       const idx = input(I32, skew === "skewed" ? skewedIds(n, numRows) : intArr(n, 0, numRows));
@@ -979,6 +982,42 @@ if (want("adamw"))
         );
       }
     }
+  }
+
+// indexAdd with a bad index, on both paths (a few rows: no sort; more rows: sorted):
+// the device error flag names it, its row is skipped, every other row is summed.
+if (want("index") && !selfTest)
+  for (const [numRows, bad] of [
+    [2, 5],
+    [10, 12],
+    [10, -1],
+  ]) {
+    const n = 40;
+    const rs = 8;
+    const ids = Int32Array.from({ length: n }, (_, i) => (i === 7 ? bad : i % numRows));
+    const srcH = Float32Array.from({ length: n * rs }, (_, i) => (i % 13) - 6);
+    const src = cu.alloc(n * rs * 4);
+    const idx = cu.alloc(n * 4);
+    const out = cu.alloc(numRows * rs * 4);
+    cu.upload(src, 0, srcH);
+    cu.upload(idx, 0, ids);
+    cu.fill(F32, out, numRows * rs, 0);
+    cu.takeDeviceError();
+    cu.indexAdd(F32, F32, out, src, idx, n, rs, numRows);
+    const msg = cu.takeDeviceError();
+    const got = new Float32Array(numRows * rs);
+    cu.download(out, 0, got);
+    const want = new Float32Array(numRows * rs);
+    for (let i = 0; i < n; ++i)
+      if (i !== 7) for (let c = 0; c < rs; ++c) want[ids[i] * rs + c] += srcH[i * rs + c];
+    let diff = 0;
+    for (let k = 0; k < want.length; ++k) if (got[k] !== want[k]) ++diff;
+    pass(
+      "indexAdd bad index",
+      `${numRows} rows, index ${bad} -> ${JSON.stringify(msg)}, ${diff} sums differ`,
+      typeof msg === "string" && msg.includes(String(bad)) && diff === 0,
+    );
+    for (const p of [src, idx, out]) cu.free(p);
   }
 
 // ---- runtime: device errors, OOM, memory, events ----------------------------------------------------------
