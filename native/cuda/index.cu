@@ -289,12 +289,19 @@ constexpr int kGroup = 2;         // positions whose rows a tile thread loads at
 template <int V>
 struct Cols {
   float v[V];
+  __device__ __forceinline__ void clear() {
+#pragma unroll
+    for (int k = 0; k < V; ++k) v[k] = 0.f;
+  }
 };
 
-template <typename T, int V>
+// CG: read from L2 (the data was written by another block of this grid); fp32 only.
+template <typename T, int V, bool CG = false>
 __device__ __forceinline__ void load_cols(Cols<V>& r, const T* p) {
+  static_assert(!CG || sizeof(T) == 4, "L2 reads are for fp32 partial rows");
   if constexpr (V == 1) {
-    r.v[0] = to_f<T>(*p);
+    if constexpr (CG) r.v[0] = __ldcg(p);
+    else r.v[0] = to_f<T>(*p);
   } else if constexpr (sizeof(T) == 2) {
     static_assert(V == 8, "bf16 vectors are 8 wide");
     const Vec<T> a = load_vec(p);
@@ -302,7 +309,8 @@ __device__ __forceinline__ void load_cols(Cols<V>& r, const T* p) {
     for (int k = 0; k < 8; ++k) r.v[k] = to_f<T>(a.v[k]);
   } else {
     static_assert(V == 8, "fp32 vectors are 2 x 4 wide");
-    const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
+    const float4* q = reinterpret_cast<const float4*>(p);
+    const float4 a = CG ? __ldcg(q) : q[0], b = CG ? __ldcg(q + 1) : q[1];
     r.v[0] = a.x, r.v[1] = a.y, r.v[2] = a.z, r.v[3] = a.w;
     r.v[4] = b.x, r.v[5] = b.y, r.v[6] = b.z, r.v[7] = b.w;
   }
@@ -382,18 +390,6 @@ __device__ int64_t warp_lower_bound(const int* keys, int64_t lo, int64_t hi, int
   return lo;
 }
 
-// fp32 columns of a partial row written by another block of this grid (read from L2).
-template <int V>
-__device__ __forceinline__ void load_partial(Cols<V>& r, const float* p) {
-  if constexpr (V == 1) {
-    r.v[0] = __ldcg(p);
-  } else {
-    const float4 a = __ldcg(reinterpret_cast<const float4*>(p)), b = __ldcg(reinterpret_cast<const float4*>(p + 4));
-    r.v[0] = a.x, r.v[1] = a.y, r.v[2] = a.z, r.v[3] = a.w;
-    r.v[4] = b.x, r.v[5] = b.y, r.v[6] = b.z, r.v[7] = b.w;
-  }
-}
-
 // The end of index_add_tiles for a block that wrote a piece of a long segment: key0 (or
 // -1) the segment of its slot 0, key1 (or -1) that of its slot 1. Takes a ticket per
 // piece; the block that takes a segment's last ticket sums all its pieces in tile order
@@ -429,13 +425,12 @@ __device__ __noinline__ void finish_long(G* out, const float* partial, int* tick
     __threadfence();  // the other blocks' pieces, announced by their tickets
     const int64_t t0 = seg_t0[s], pieces = seg_pieces[s];
     Cols<V> acc;
-#pragma unroll
-    for (int m = 0; m < V; ++m) acc.v[m] = 0.f;
+    acc.clear();
     for (int64_t j0 = 0; j0 < pieces; j0 += 4) {
       Cols<V> r[4];  // four pieces in flight, added in order
 #pragma unroll
       for (int u = 0; u < 4; ++u)
-        if (j0 + u < pieces) load_partial<V>(r[u], partial + (j0 + u == 0 ? 2 * t0 + 1 : 2 * (t0 + j0 + u)) * row_size + c);
+        if (j0 + u < pieces) load_cols<float, V, true>(r[u], partial + (j0 + u == 0 ? 2 * t0 + 1 : 2 * (t0 + j0 + u)) * row_size + c);
 #pragma unroll
       for (int u = 0; u < 4; ++u)
         if (j0 + u < pieces) {
@@ -486,8 +481,7 @@ __global__ void index_add_tiles(G* out, float* partial, int* tickets, const T* s
     while (key(end) == kl) ++end;  // short: read on to its end
   if (active) {
     Cols<V> acc;
-#pragma unroll
-    for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
+    acc.clear();
     for (int64_t q = begin; q < end; q += GS) {
       Raw<T, V> r[GS];
       Cols<V> o[GS];
@@ -520,18 +514,15 @@ __global__ void index_add_tiles(G* out, float* partial, int* tickets, const T* s
             store_cols<G, V>(out + int64_t(k) * row_size + c, o[j]);
           }
         }
-#pragma unroll
-        for (int k2 = 0; k2 < V; ++k2) acc.v[k2] = 0.f;
+        acc.clear();
       }
     }
   }
   // Pieces of long segments written above: slot 0 (the segment began in an earlier
-  // tile) and slot 1 (it starts here). The same for every thread of the block;
-  // recomputed from shared memory rather than kept live through the loop.
-  const int f0 = ks[kTile + 1], fl = key(pend - 1);
-  const bool piece0 = f0 < num_rows && ks[kTile] == f0 && (ks[0] == f0 || ks[2 * kTile + 1] == f0);
-  const bool piece1 = fl < num_rows && pend < n && key(pend) == fl && ks[kTile] != fl && ks[3 * kTile + 1] == fl;
-  if (piece0 || piece1) finish_long<G, V>(out, partial, tickets, keys, n, row_size, piece0 ? f0 : -1, piece1 ? fl : -1);
+  // tile) and slot 1 (it starts here). The same for every thread of the block.
+  const bool piece0 = begin == p0 && first_end > p0 && k0 < num_rows;
+  const bool piece1 = long_start && kl < num_rows;
+  if (piece0 || piece1) finish_long<G, V>(out, partial, tickets, keys, n, row_size, piece0 ? k0 : -1, piece1 ? kl : -1);
 }
 
 // ---- indexAdd into a table of at most kFewRows rows (token types) -----------------------
@@ -554,9 +545,7 @@ __global__ void index_add_few_partial(float* partial, const T* src, const int* i
   const bool active = c < row_size;
   Cols<V> acc[kFewRows];
 #pragma unroll
-  for (int r = 0; r < kFewRows; ++r)
-#pragma unroll
-    for (int k = 0; k < V; ++k) acc[r].v[k] = 0.f;
+  for (int r = 0; r < kFewRows; ++r) acc[r].clear();
   for (int64_t p0 = p_begin; p0 < p_end; p0 += kFewStage) {
     const int cnt = int(p_end - p0 < kFewStage ? p_end - p0 : kFewStage);
     __syncthreads();  // the previous stage's indices are used up
@@ -598,8 +587,7 @@ __global__ void index_add_few_finish(G* out, const float* partial, int64_t chunk
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   const bool active = c < row_size;
   Cols<V> acc;
-#pragma unroll
-  for (int k = 0; k < V; ++k) acc.v[k] = 0.f;
+  acc.clear();
   if (active) {
     for (int64_t j0 = threadIdx.y; j0 < chunks; j0 += 4 * kFinishRows) {
       Cols<V> x[4];  // four chunks in flight, added in order
