@@ -11,7 +11,7 @@
 // mask to dy before the GeGLU gradient, as dropoutBackward would.
 #include <type_traits>
 
-#include "common/dropout.h"
+#include "cuda/dropout.cuh"
 #include "cuda/kernel_util.cuh"
 
 namespace mbert {
@@ -19,27 +19,6 @@ namespace cuda {
 namespace {
 
 __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752440f)); }
-
-// Mask words of the N elements from flat index i0 (a multiple of 4 when N >= 4).
-template <int N>
-__device__ __forceinline__ void mask_words(uint32_t (&w)[N], const DropoutMask& m, int64_t i0) {
-  if constexpr (N == 1) {
-    w[0] = philox4x32_10(m.seed, m.offset + uint64_t(i0 >> 2)).w[i0 & 3];
-  } else {
-#pragma unroll
-    for (int h = 0; h < N / 4; ++h) {
-      const Philox4 r = philox4x32_10(m.seed, m.offset + uint64_t(i0 >> 2) + h);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) w[h * 4 + k] = r.w[k];
-    }
-  }
-}
-
-// y (already rounded to T) dropped out: T(float(y) * scale) or 0.
-template <typename T>
-__device__ __forceinline__ T drop(T y, bool keep, float scale) {
-  return keep ? from_f<T>(to_f<T>(y) * scale) : from_f<T>(0.f);
-}
 
 // DROP: dropout on (a separate instantiation keeps the plain kernel as lean as before).
 template <typename T, bool VEC, bool DROP>
@@ -55,17 +34,11 @@ __global__ void geglu_forward_kernel(T* out, const T* x, int64_t rows, int64_t I
       Vec<T> o;
 #pragma unroll
       for (int k = 0; k < N; ++k) o.v[k] = from_f<T>(gelu_f(to_f<T>(a.v[k])) * to_f<T>(b.v[k]));
-      if constexpr (DROP) {
-        uint32_t w[N];
-        mask_words<N>(w, mask, r * I + c);
-        const float scale = mask.scale<float>();
-#pragma unroll
-        for (int k = 0; k < N; ++k) o.v[k] = drop(o.v[k], mask.keep_word(w[k]), scale);
-      }
+      if constexpr (DROP) dropout_elems(o.v, mask, r * I + c, mask.scale<float>());
       store_vec(out + r * I + c, o);
     } else {
       T y = from_f<T>(gelu_f(to_f<T>(xr[c])) * to_f<T>(xr[I + c]));
-      if constexpr (DROP) y = drop(y, mask.keep(r * I + c), mask.scale<float>());
+      if constexpr (DROP) y = dropout_at(y, mask, r * I + c, mask.scale<float>());
       out[r * I + c] = y;
     }
   }
@@ -84,13 +57,7 @@ __global__ void geglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t ro
     if constexpr (VEC) {
       const Vec<T> av = load_vec_cs(xr + c), bv = load_vec_cs(xr + I + c);
       Vec<T> gv = load_vec_cs(dy + r * I + c);
-      if constexpr (DROP) {
-        uint32_t w[N];
-        mask_words<N>(w, mask, r * I + c);
-        const float scale = mask.scale<float>();
-#pragma unroll
-        for (int k = 0; k < N; ++k) gv.v[k] = drop(gv.v[k], mask.keep_word(w[k]), scale);
-      }
+      if constexpr (DROP) dropout_elems(gv.v, mask, r * I + c, mask.scale<float>());
 #pragma unroll
       for (int k = 0; k < N; ++k) {
         a[k] = to_f<T>(av.v[k]);
@@ -101,7 +68,7 @@ __global__ void geglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t ro
       a[0] = to_f<T>(xr[c]);
       b[0] = to_f<T>(xr[I + c]);
       T gt = dy[r * I + c];
-      if constexpr (DROP) gt = drop(gt, mask.keep(r * I + c), mask.scale<float>());
+      if constexpr (DROP) gt = dropout_at(gt, mask, r * I + c, mask.scale<float>());
       g[0] = to_f<T>(gt);
     }
     Vec<T> d1, d2;

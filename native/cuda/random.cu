@@ -7,8 +7,8 @@
 //            philox(seed, offset + (i >> 2)) and is dropped when
 //            ((word >> 8) * 2^-24) < float(p); kept ones are scaled by 1/(1-p).
 //            The mask is bit-identical to the CPU rule; backward redraws it.
-#include "common/dropout.h"
 #include "common/philox.h"
+#include "cuda/dropout.cuh"
 #include "cuda/kernel_util.cuh"
 
 namespace mbert {
@@ -31,12 +31,6 @@ __global__ void rand_normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t of
   }
 }
 
-// out = x * mask * scale; forward (x) and backward (dy) share it.
-template <typename T>
-__device__ __forceinline__ T dropout_one(T x, uint32_t word, const DropoutMask& m, float scale) {
-  return m.keep_word(word) ? from_f<T>(to_f<T>(x) * scale) : from_f<T>(0.f);
-}
-
 // Any alignment: thread per group of 4 elements (one Philox call), scalar accesses.
 template <typename T>
 __global__ void dropout_kernel(T* out, const T* x, int64_t n, DropoutMask m, float scale) {
@@ -56,17 +50,11 @@ __global__ void dropout_kernel(T* out, const T* x, int64_t n, DropoutMask m, flo
 template <typename T>
 __global__ void dropout_vec_kernel(T* out, const T* x, int64_t n, DropoutMask m, float scale) {
   constexpr int N = Vec<T>::N;
-  constexpr int CALLS = N / 4;
   const int64_t nv = (n + N - 1) / N;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < nv; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t i0 = t * N;
     uint32_t w[N];
-#pragma unroll
-    for (int h = 0; h < CALLS; ++h) {
-      const Philox4 r = philox4x32_10(m.seed, m.offset + uint64_t(t * CALLS + h));
-#pragma unroll
-      for (int k = 0; k < 4; ++k) w[h * 4 + k] = r.w[k];
-    }
+    mask_words<N>(w, m, i0);
     if (i0 + N <= n) {
       const Vec<T> xv = load_vec_cs(x + i0);
       Vec<T> o;
