@@ -236,7 +236,8 @@ for (const [lname, nOut, nIn] of linears) {
     time(() => cu.indexAdd(BF16, F32, grad, out, ids, T, C, V)),
     T * C * 2 + 2 * unique * C * 4 + T * 16,
   );
-  // The token-type embedding's gradient: two rows, every position on the first.
+  // The token-type embedding's gradient: two rows, every position on the first (no sort:
+  // the ids are read once).
   const tt = cu.alloc(T * 4);
   cu.upload(tt, 0, new Int32Array(T));
   const ttGrad = cu.alloc(2 * C * 4);
@@ -245,7 +246,7 @@ for (const [lname, nOut, nIn] of linears) {
     "embedding.bwd(2 rows)",
     "mem",
     time(() => cu.indexAdd(BF16, F32, ttGrad, out, tt, T, C, 2)),
-    T * C * 2 + 2 * C * 4 + T * 16,
+    T * C * 2 + 2 * 2 * C * 4 + T * 4,
   );
   for (const p of [table, ids, out, grad, tt, ttGrad]) cu.free(p);
 }
