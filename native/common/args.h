@@ -97,6 +97,28 @@ class Args {
     return out;
   }
 
+  // A Float64Array of whole entries of `width` numbers each (a per-tensor table of
+  // addresses and scalars, e.g. adamwList's); its values, checked finite.
+  std::vector<double> table(int i, int width, const char* what) const {
+    Napi::Value v = at(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw Error(str(fn_, ": argument ", i, " (", what, ") must be a Float64Array"));
+    }
+    Napi::Float64Array t = v.As<Napi::Float64Array>();
+    const std::size_t n = t.ElementLength();
+    if (n % static_cast<std::size_t>(width) != 0) {
+      throw Error(str(fn_, ": argument ", i, " (", what, ") must hold whole entries of ", width, " numbers, got ", n));
+    }
+    std::vector<double> out(t.Data(), t.Data() + n);
+    for (std::size_t k = 0; k < n; ++k) {
+      if (!std::isfinite(out[k])) {
+        throw Error(str(fn_, ": argument ", i, " (", what, ") entry ", k / width, " field ", k % width,
+                        " must be finite, got ", out[k]));
+      }
+    }
+    return out;
+  }
+
   // A TypedArray or DataView: pointer to its first byte and its byte length.
   View view(int i) const {
     Napi::Value v = at(i);
@@ -131,6 +153,53 @@ class Args {
   const Napi::CallbackInfo& info_;
   const char* fn_;
 };
+
+// Entry `e` of a table argument (Args::table) with fields read as addresses, sizes or
+// numbers; errors name the function, the argument, the entry and the field.
+class TableRow {
+ public:
+  TableRow(const Args& a, int arg, const std::vector<double>& t, int width, std::size_t e)
+      : a_(a), arg_(arg), v_(t.data() + e * width), e_(e) {}
+
+  std::size_t index() const { return e_; }
+  std::string name(const char* what) const { return str("entry ", e_, " ", what); }
+
+  void* ptr(int k, const char* what) const {
+    const double d = v_[k];
+    if (!(d >= 0) || d != std::floor(d) || d > 9007199254740992.0) {
+      throw Error(str(a_.fn(), ": argument ", arg_, " ", name(what), " must be a non-negative integer address, got ", d));
+    }
+    return reinterpret_cast<void*>(static_cast<uintptr_t>(d));
+  }
+  int64_t size(int k, const char* what) const {
+    const double d = v_[k];
+    if (!(d >= 0) || d != std::floor(d) || d > 9007199254740992.0) {
+      throw Error(str(a_.fn(), ": argument ", arg_, " ", name(what), " must be a non-negative integer, got ", d));
+    }
+    return static_cast<int64_t>(d);
+  }
+  double num(int k) const { return v_[k]; }
+
+ private:
+  const Args& a_;
+  int arg_;
+  const double* v_;
+  std::size_t e_;
+};
+
+// Field k of a table row as a buffer of `bytes`, checked by `check` like checked_ptr.
+template <typename Check>
+void* checked_row_ptr(const Args& a, int arg, const TableRow& row, int k, std::size_t bytes, const char* what,
+                      bool required, Check check) {
+  void* p = row.ptr(k, what);
+  const std::string name = row.name(what);
+  if (!p) {
+    if (required && bytes > 0) throw Error(str(a.fn(), ": argument ", arg, " (", name, ") must not be null"));
+    return nullptr;
+  }
+  check(p, bytes, a.fn(), arg, name.c_str());
+  return p;
+}
 
 // Pointer argument i spanning `bytes`, checked by `check(p, bytes, fn, i, what)` (each
 // backend's allocation map). Null is accepted only when !required or bytes == 0.

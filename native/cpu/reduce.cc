@@ -1,5 +1,6 @@
 // reduce.cc — reduce (sum/max/min/sumsq over the middle axis of x(outer, size,
-// inner)), argmax (int32, first on ties, NaN wins) and sumSquares (global norm).
+// inner)), argmax (int32, first on ties, NaN wins), sumSquares and sumSquaresList
+// (global norms; the list form sums a table of tensors).
 // Accumulation: reduce and argmax write `=`; sumSquares writes `=` or `+=`
 // (accumulate). Sums accumulate in double for every dtype, in a fixed order
 // (independent of the thread count).
@@ -87,35 +88,72 @@ Napi::Value argmax_js(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Sum of x(n)^2 in double, in fixed blocks (the same order for every thread count).
+template <typename T>
+double sum_squares(const T* x, int64_t n) {
+  constexpr int64_t kBlock = 1 << 14;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial(static_cast<std::size_t>(blocks), 0.0);
+  parallel_for(blocks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; ++b) {
+      double s = 0;
+      const int64_t end = std::min(n, (b + 1) * kBlock);
+      for (int64_t i = b * kBlock; i < end; ++i) {
+        const double v = double(x[i]);
+        s += v * v;
+      }
+      partial[b] = s;
+    }
+  });
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
+}
+
+// out (1, stat dtype: float64 for float64 x, else float32) = total, or += when accumulating.
+void store_stat(const Args& a, int i, DType dt, double total, bool accumulate) {
+  if (dt == DType::F64) {
+    double* out = buf<double>(a, i, DType::F64, 1, "out");
+    *out = accumulate ? *out + total : total;
+  } else {
+    float* out = buf<float>(a, i, DType::F32, 1, "out");
+    *out = static_cast<float>(accumulate ? double(*out) + total : total);
+  }
+}
+
 // sumSquares(dtype, out, x, n, accumulate)  out: (1) stat dtype
 Napi::Value sum_squares_js(const Napi::CallbackInfo& info) {
   Args a(info, "sumSquares", 5);
   DType dt = a.dtype(0);
   int64_t n = a.size(3, "n");
   bool accumulate = a.flag(4);
-  DType st = dt == DType::F64 ? DType::F64 : DType::F32;
   MBERT_CPU_DISPATCH_FLOAT("sumSquares", dt, {
     const T* x = buf<T>(a, 2, dt, n, "x");
-    constexpr int64_t kBlock = 1 << 14;
-    int64_t blocks = (n + kBlock - 1) / kBlock;
-    std::vector<double> partial(static_cast<std::size_t>(blocks), 0.0);
-    parallel_for(blocks, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t b = lo; b < hi; ++b) {
-        double s = 0;
-        int64_t end = std::min(n, (b + 1) * kBlock);
-        for (int64_t i = b * kBlock; i < end; ++i) { double v = double(x[i]); s += v * v; }
-        partial[b] = s;
-      }
-    });
-    double total = 0;
-    for (double p : partial) total += p;
-    if (st == DType::F64) {
-      double* out = buf<double>(a, 1, st, 1, "out");
-      *out = accumulate ? *out + total : total;
-    } else {
-      float* out = buf<float>(a, 1, st, 1, "out");
-      *out = static_cast<float>(accumulate ? double(*out) + total : total);
+    store_stat(a, 1, dt, sum_squares(x, n), accumulate);
+  });
+  return info.Env().Undefined();
+}
+
+// sumSquaresList(dtype, out, table, accumulate)  out: (1) stat dtype, (+)= the sum of x^2
+// over every tensor of the table (Float64Array of 2 numbers per tensor: x, n).
+Napi::Value sum_squares_list_js(const Napi::CallbackInfo& info) {
+  Args a(info, "sumSquaresList", 4);
+  DType dt = a.dtype(0);
+  constexpr int kWidth = 2;
+  const std::vector<double> tab = a.table(2, kWidth, "table");
+  bool accumulate = a.flag(3);
+  MBERT_CPU_DISPATCH_FLOAT("sumSquaresList", dt, {
+    std::vector<std::pair<const T*, int64_t>> xs;  // every entry is checked before any is read
+    for (std::size_t e = 0; e < tab.size() / kWidth; ++e) {
+      const TableRow row(a, 2, tab, kWidth, e);
+      const int64_t n = row.size(1, "n");
+      xs.emplace_back(static_cast<const T*>(checked_row_ptr(a, 2, row, 0, static_cast<std::size_t>(n) * dtype_size(dt),
+                                                            "x", true, check_range)),
+                      n);
     }
+    double total = 0;
+    for (const auto& [x, n] : xs) total += sum_squares(x, n);
+    store_stat(a, 1, dt, total, accumulate);
   });
   return info.Env().Undefined();
 }
@@ -125,6 +163,7 @@ Napi::Value sum_squares_js(const Napi::CallbackInfo& info) {
 MBERT_EXPORT(cpu, reduce, reduce_js);
 MBERT_EXPORT(cpu, argmax, argmax_js);
 MBERT_EXPORT(cpu, sumSquares, sum_squares_js);
+MBERT_EXPORT(cpu, sumSquaresList, sum_squares_list_js);
 
 }  // namespace cpu
 }  // namespace mbert

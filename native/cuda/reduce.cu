@@ -6,8 +6,10 @@
 //   reduce: out(outer, inner) = op over x(outer, size, inner)
 //   argmax: out int32 (outer, inner), first index on ties
 //   sumSquares: out(1) fp32 (+)= sum x(N)^2
+//   sumSquaresList: out(1) fp32 (+)= sum of x^2 over a table of tensors, one launch
 #include <algorithm>
 #include <cfloat>
+#include <vector>
 
 #include "cuda/kernel_util.cuh"
 #include "cuda/reduce.h"
@@ -288,6 +290,70 @@ __global__ void sum_squares_finish_kernel(float* out, const float* partial, int 
   if (threadIdx.x == 0) out[0] = accumulate ? out[0] + acc : acc;
 }
 
+// ---- sumSquaresList: many tensors in one launch ---------------------------------------------
+// The tensors' 4-element vectors are numbered one after another; block b sums the
+// squares of vectors [b * kSqChunk, (b + 1) * kSqChunk) into partial[b], and the
+// finish kernel adds the partials in order (deterministic for a given table).
+
+struct SqEntry {
+  const void* x;
+  long long n;      // elements
+  long long first;  // index of the tensor's first 4-element vector in the launch
+  int vec;          // aligned for 4-element loads
+};
+constexpr int kSqMax = 320;
+constexpr int kSqThreads = 256;
+constexpr int kSqChunk = kSqThreads * 8;
+struct SqList {
+  int count;
+  long long total;
+  SqEntry e[kSqMax];
+};
+static_assert(sizeof(SqList) < 32000, "kernel parameters are limited to 32 KiB");
+
+template <typename T>
+struct alignas(4 * sizeof(T)) Four {
+  T v[4];
+};
+
+template <typename T>
+__global__ void __launch_bounds__(kSqThreads) sum_squares_list_kernel(const __grid_constant__ SqList t, float* partial) {
+  __shared__ float shared[32];
+  const long long r0 = static_cast<long long>(blockIdx.x) * kSqChunk;
+  const long long r1 = r0 + kSqChunk < t.total ? r0 + kSqChunk : t.total;
+  int lo = 0, hi = t.count - 1;  // last entry starting at or before r0
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (t.e[mid].first <= r0) lo = mid;
+    else hi = mid - 1;
+  }
+  float acc = 0.f;
+  for (int ei = lo; ei < t.count && t.e[ei].first < r1; ++ei) {
+    const SqEntry& E = t.e[ei];
+    const T* __restrict__ x = static_cast<const T*>(E.x);
+    const long long n = E.n, nv = (n + 3) >> 2;
+    const long long a = (r0 > E.first ? r0 : E.first) - E.first;
+    const long long b = (r1 < E.first + nv ? r1 : E.first + nv) - E.first;
+    for (long long i = a + threadIdx.x; i < b; i += kSqThreads) {
+      if (E.vec && 4 * i + 4 <= n) {
+        const Four<T> v = reinterpret_cast<const Four<T>*>(x)[i];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const float f = to_f<T>(v.v[k]);
+          acc = fmaf(f, f, acc);
+        }
+      } else {
+        for (long long j = 4 * i; j < 4 * i + 4 && j < n; ++j) {
+          const float f = to_f<T>(x[j]);
+          acc = fmaf(f, f, acc);
+        }
+      }
+    }
+  }
+  acc = block_sum(acc, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
 // ---- wrappers ----------------------------------------------------------------------------
 
 Napi::Value reduce_js(const Napi::CallbackInfo& info) {
@@ -343,6 +409,55 @@ Napi::Value sum_squares_js(const Napi::CallbackInfo& info) {
   return undefined(a);
 }
 
+// sumSquaresList(dtype, out, table, accumulate)  out: float32 (1), (+)= the sum of x^2
+// over every tensor of the table (Float64Array of 2 numbers per tensor: x, n).
+Napi::Value sum_squares_list_js(const Napi::CallbackInfo& info) {
+  Args a(info, "sumSquaresList", 4);
+  const DType dt = float_dtype(a, 0);
+  float* out = dbuf<float>(a, 1, DType::F32, 1, "out");
+  constexpr int kWidth = 2;
+  const std::vector<double> tab = a.table(2, kWidth, "table");
+  const bool accumulate = a.flag(3);
+  std::vector<SqEntry> entries;
+  const std::size_t rows = tab.size() / kWidth;
+  for (std::size_t e = 0; e < rows; ++e) {
+    const TableRow row(a, 2, tab, kWidth, e);
+    const int64_t n = row.size(1, "n");
+    const void* x =
+        checked_row_ptr(a, 2, row, 0, static_cast<std::size_t>(n) * dtype_size(dt), "x", true, check_range);
+    if (n > 0) entries.push_back(SqEntry{x, n, 0, reinterpret_cast<uintptr_t>(x) % (4 * dtype_size(dt)) == 0});
+  }
+  float* partial = static_cast<float*>(workspace());
+  const std::size_t capacity = workspace_bytes() / sizeof(float);
+  std::size_t blocks = 0;  // partials written so far
+  for (std::size_t c0 = 0; c0 < entries.size(); c0 += kSqMax) {
+    SqList t{};
+    t.count = static_cast<int>(std::min<std::size_t>(kSqMax, entries.size() - c0));
+    long long total = 0;
+    for (int i = 0; i < t.count; ++i) {
+      t.e[i] = entries[c0 + i];
+      t.e[i].first = total;
+      total += (t.e[i].n + 3) / 4;
+    }
+    t.total = total;
+    const std::size_t nb = static_cast<std::size_t>((total + kSqChunk - 1) / kSqChunk);
+    MBERT_CHECK(blocks + nb <= capacity, "cuda.sumSquaresList: ", total, " vectors are over the workspace's ",
+                capacity, " partial sums");
+    MBERT_CUDA_DISPATCH(dt, {
+      sum_squares_list_kernel<T><<<static_cast<unsigned>(nb), kSqThreads, 0, stream()>>>(t, partial + blocks);
+    });
+    MBERT_LAUNCH_CHECK();
+    blocks += nb;
+  }
+  if (blocks == 0) {
+    if (!accumulate) MBERT_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(float), stream()));
+    return undefined(a);
+  }
+  sum_squares_finish_kernel<<<1, 1024, 0, stream()>>>(out, partial, static_cast<int>(blocks), accumulate);
+  MBERT_LAUNCH_CHECK();
+  return undefined(a);
+}
+
 }  // namespace
 
 void reduce_middle(int op, DType dt, DType out_dt, void* out, const void* x, int64_t outer, int64_t size,
@@ -363,6 +478,7 @@ void reduce_middle(int op, DType dt, DType out_dt, void* out, const void* x, int
 MBERT_EXPORT(cuda, reduce, reduce_js);
 MBERT_EXPORT(cuda, argmax, argmax_js);
 MBERT_EXPORT(cuda, sumSquares, sum_squares_js);
+MBERT_EXPORT(cuda, sumSquaresList, sum_squares_list_js);
 
 }  // namespace cuda
 }  // namespace mbert

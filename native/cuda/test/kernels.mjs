@@ -984,6 +984,83 @@ if (want("adamw"))
     }
   }
 
+// adamwList: many tensors per call (some empty, some without a copy, some one element
+// off 16-byte alignment), more tensors than one launch takes, with and without clipping
+// by a device-side sum of squares (coefficient 0.5 / (2 + 1e-6) when clipping).
+if (want("adamw"))
+  for (const gdt of DTYPES) {
+    const sizes = small
+      ? [13, 0, 5, 8]
+      : [
+          1,
+          1001,
+          0,
+          (1 << 21) + 1,
+          768,
+          3,
+          4096,
+          ...Array.from({ length: 170 }, (_, i) => 1 + ((i * 37) % 300)),
+        ];
+    for (const clip of [false, true]) {
+      const ts = sizes.map((n, i) => ({
+        n,
+        skew: i % 5 === 3 && n > 1 ? 1 : 0, // start one element in: the scalar path
+        param: named(inout(F32, randnArr(n, 0.05)), `param${i}`, 1e-5),
+        grad: input(gdt, randnArr(n, 0.01)),
+        m: named(inout(F32, randnArr(n, 0.001)), `m${i}`, 1e-5),
+        v: named(inout(F32, uniformArr(n, 0, 1e-5)), `v${i}`, 1e-5),
+        copy: i % 4 === 1 ? null : named(output(BF16, n), `copy${i}`, 1e-2),
+      }));
+      const sumsq = input(F32, Float64Array.of(4));
+      const at = (B, b, skew) => (b ? B.p(b) + skew * BYTES[B.dt(b.dtype)] : 0);
+      check(
+        "adamwList",
+        `${sizes.length} tensors clip=${clip}`,
+        gdt,
+        "adamwList",
+        (B) => [
+          F32,
+          B.dt(gdt),
+          B.dt(BF16),
+          new Float64Array(
+            ts.flatMap((t, i) => [
+              at(B, t.param, t.skew),
+              at(B, t.grad, t.skew),
+              at(B, t.m, t.skew),
+              at(B, t.v, t.skew),
+              at(B, t.copy, t.skew),
+              t.n - t.skew,
+              5e-4 * (1 + (i % 3)),
+              5e-9 * (i % 2),
+              1 + (i % 7),
+            ]),
+          ),
+          0.9,
+          0.98,
+          1e-6,
+          0.75,
+          clip ? B.p(sumsq) : 0,
+          0.5,
+        ],
+        [sumsq, ...ts.flatMap((t) => [t.param, t.grad, t.m, t.v, ...(t.copy ? [t.copy] : [])])],
+      );
+    }
+    // sumSquaresList over the same kind of table, accumulating onto 2.5.
+    const xs = sizes.map((n) => input(gdt, randnArr(n)));
+    for (const acc of [false, true]) {
+      const out = inout(F32, Float64Array.of(2.5));
+      check(
+        "sumSquaresList",
+        `${sizes.length} tensors acc=${acc}`,
+        gdt,
+        "sumSquaresList",
+        (B) => [B.dt(gdt), B.p(out), new Float64Array(xs.flatMap((x, i) => [B.p(x), sizes[i]])), acc],
+        [out, ...xs],
+        { tol: 1e-5 },
+      );
+    }
+  }
+
 // indexAdd with a bad index, on both paths (a few rows: no sort; more rows: sorted):
 // the device error flag names it, its row is skipped, every other row is summed.
 if (want("index") && !selfTest)

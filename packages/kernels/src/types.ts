@@ -159,6 +159,12 @@ export interface BackendKernels {
   argmax(dtype: DTypeCode, out: Ptr, x: Ptr, outer: number, size: number, inner: number): void;
   /** out(1) (stat dtype) (+)= sum(x(N)^2); for global gradient norms. */
   sumSquares(dtype: DTypeCode, out: Ptr, x: Ptr, n: number, accumulate: boolean): void;
+  /**
+   * out(1) (stat dtype: float64 for float64, else float32) (+)= the sum of x^2
+   * over many tensors of one dtype in one pass (one launch on CUDA, with a
+   * fixed summation order). `table` holds 2 numbers per tensor: x, n.
+   */
+  sumSquaresList(dtype: DTypeCode, out: Ptr, table: Float64Array, accumulate: boolean): void;
 
   // ---- matmul -----------------------------------------------------------------
   /**
@@ -474,6 +480,28 @@ export interface BackendKernels {
     gradScale: number,
     copyDtype: DTypeCode,
     paramCopy: Ptr,
+  ): void;
+  /**
+   * The `adamw` step over many tensors at once (one launch on CUDA). `table`
+   * holds 9 numbers per tensor: param, grad, m, v, paramCopy (0: none), n,
+   * lr, decayFactor, step; every gradient has gradDtype and every copy
+   * copyDtype. When clipSumSquares != 0 it points at a sum of squares (the
+   * stat dtype, as sumSquaresList writes it) and every gradient is further
+   * multiplied by maxNorm / (norm + 1e-6) when norm = its square root is
+   * finite and above maxNorm: clipping by global norm without reading the
+   * norm on the host.
+   */
+  adamwList(
+    dtype: DTypeCode,
+    gradDtype: DTypeCode,
+    copyDtype: DTypeCode,
+    table: Float64Array,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    gradScale: number,
+    clipSumSquares: Ptr,
+    maxNorm: number,
   ): void;
 }
 

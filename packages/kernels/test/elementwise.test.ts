@@ -277,5 +277,27 @@ describe("reduce / argmax / sumSquares", () => {
         expect(relErr(download(dt, out, 1), [2 * ref])).toBeLessThan(tol(dt));
       }
     });
+    it(`sumSquaresList equals the sum of sumSquares dtype=${dt}`, () => {
+      const r = rng(19 + dt);
+      const xs = [0, ...SIZES, 40000].map((n) => asStored(dt, randn(n, r)));
+      const ptrs = xs.map((x) => upload(dt, x));
+      const table = new Float64Array(xs.flatMap((x, i) => [ptrs[i]!, x.length]));
+      const one = poisoned(dt, 1);
+      xs.forEach((x, i) => {
+        cpu.sumSquares(dt, one, ptrs[i]!, x.length, i > 0);
+      });
+      const list = poisoned(dt, 1);
+      cpu.sumSquaresList(dt, list, table, false);
+      const ref = xs.reduce((a, x) => a + x.reduce((b, v) => b + v * v, 0), 0);
+      expect(relErr(download(dt, list, 1), [ref])).toBeLessThan(tol(dt));
+      expect(relErr(download(dt, list, 1), download(dt, one, 1))).toBeLessThan(tol(dt));
+      cpu.sumSquaresList(dt, list, table, true);
+      expect(relErr(download(dt, list, 1), [2 * ref])).toBeLessThan(tol(dt));
+      cpu.sumSquaresList(dt, list, new Float64Array(0), false);
+      expect(download(dt, list, 1)[0]).toBe(0);
+      expect(() => cpu.sumSquaresList(dt, list, new Float64Array([ptrs[1]!, 1e6]), false)).toThrow(
+        /entry 0 x/,
+      );
+    });
   }
 });

@@ -15,6 +15,7 @@ import {
   rng,
   SIZES,
   tol,
+  type FloatCode,
   upload,
 } from "./helpers.js";
 
@@ -575,4 +576,122 @@ describe("adamw", () => {
       }
     });
   }
+});
+
+describe("adamwList", () => {
+  const [b1, b2, eps] = [0.9, 0.98, 1e-6];
+  // Three tensors (one empty, one without a copy) with their own lr, decay and step.
+  const sizes = [129, 0, 7, 1001];
+  const hyper = sizes.map((_, i) => ({ lr: 1e-3 * (i + 1), decay: 1e-5 * i, step: 1 + i }));
+  function tensors(dt: FloatCode, r: () => number) {
+    return sizes.map((n) => ({
+      n,
+      p: asStored(dt, randn(n, r)),
+      g: asStored(dt, randn(n, r, 0.1)),
+      m: asStored(dt, randn(n, r, 0.01)),
+      v: asStored(dt, randn(n, r, 0.001).map(Math.abs)),
+    }));
+  }
+  for (const dt of FLOATS) {
+    for (const clipAt of [null, 0.5, 1e9] as const) {
+      it(`equals one adamw call per tensor dtype=${dt} clip=${clipAt}`, () => {
+        const ts = tensors(dt, rng(21 + dt));
+        const stat = dt === F64 ? F64 : F32;
+        const sumsq = ts.reduce((a, t) => a + t.g.reduce((b, x) => b + x * x, 0), 0);
+        const clipBuf = clipAt === null ? 0 : upload(stat, [sumsq]);
+        const clipStored = clipAt === null ? 0 : download(stat, clipBuf, 1)[0]!;
+        const norm = Math.sqrt(clipStored);
+        const coef = clipAt !== null && norm > clipAt ? clipAt / (norm + 1e-6) : 1;
+        const gs = 0.5;
+        const run = (list: boolean) => {
+          const bufs = ts.map((t, i) => ({
+            p: upload(dt, t.p),
+            g: upload(dt, t.g),
+            m: upload(dt, t.m),
+            v: upload(dt, t.v),
+            c: i === 2 ? 0 : poisoned(F32, t.n),
+          }));
+          if (list) {
+            const table = new Float64Array(
+              bufs.flatMap((b, i) => {
+                const h = hyper[i]!;
+                return [b.p, b.g, b.m, b.v, b.c, ts[i]!.n, h.lr, h.decay, h.step];
+              }),
+            );
+            cpu.adamwList(dt, dt, F32, table, b1, b2, eps, gs, clipBuf, clipAt ?? 0);
+          } else {
+            bufs.forEach((b, i) => {
+              const h = hyper[i]!;
+              cpu.adamw(
+                dt,
+                dt,
+                b.p,
+                b.g,
+                b.m,
+                b.v,
+                ts[i]!.n,
+                h.lr,
+                b1,
+                b2,
+                eps,
+                h.decay,
+                h.step,
+                gs * coef,
+                F32,
+                b.c,
+              );
+            });
+          }
+          return bufs.map((b, i) => {
+            const n = ts[i]!.n;
+            return [
+              download(dt, b.p, n),
+              download(dt, b.m, n),
+              download(dt, b.v, n),
+              b.c ? download(F32, b.c, n) : [],
+            ];
+          });
+        };
+        const want = run(false);
+        const got = run(true);
+        expect(got).toEqual(want);
+        if (clipAt === 0.5) expect(coef).toBeLessThan(1);
+      });
+    }
+  }
+  it("names a bad entry and updates nothing", () => {
+    const p = upload(F32, [1, 2]);
+    const g = upload(F32, [1, 1]);
+    const m = upload(F32, [0, 0]);
+    const v = upload(F32, [0, 0]);
+    const good = [p, g, m, v, 0, 2, 1e-3, 0, 1];
+    const call = (rows: number[][] | Float64Array | number[]) =>
+      cpu.adamwList(
+        F32,
+        F32,
+        F32,
+        (Array.isArray(rows) ? new Float64Array((rows as number[][]).flat()) : rows) as Float64Array,
+        0.9,
+        0.999,
+        1e-8,
+        1,
+        0,
+        0,
+      );
+    expect(() => call([good, [p, g, m, v, 0, 3, 1e-3, 0, 1]])).toThrow(/entry 1 param/);
+    expect(() => call([good, [p, 12345, m, v, 0, 2, 1e-3, 0, 1]])).toThrow(/entry 1 grad/);
+    expect(() => call([good, [p, g, m, v, 0, 2, 1e-3, 0, 0]])).toThrow(/entry 1 step must be >= 1/);
+    expect(() => call([good, [p, g, m, v, 0, -1, 1e-3, 0, 1]])).toThrow(
+      /entry 1 n must be a non-negative integer/,
+    );
+    expect(() => call(new Float64Array(10))).toThrow(/whole entries of 9 numbers, got 10/);
+    expect(() =>
+      cpu.adamwList(F32, F32, F32, [...good] as unknown as Float64Array, 0.9, 0.999, 1e-8, 1, 0, 0),
+    ).toThrow(/must be a Float64Array/);
+    expect(() => call([[p, g, m, v, 0, 2, Number.NaN, 0, 1]])).toThrow(/entry 0 field 6 must be finite/);
+    expect(() =>
+      cpu.adamwList(F32, F32, F32, new Float64Array(good), 0.9, 0.999, 1e-8, 1, upload(F32, [4]), 0),
+    ).toThrow(/maxNorm must be > 0/);
+    expect(Array.from(download(F32, p, 2))).toEqual([1, 2]);
+  });
 });
