@@ -10,7 +10,7 @@ import path from "node:path";
 import { type UnpaddedMlmBatch, createModel, presetConfig } from "@mbert/model";
 import { Generator, native, profileOps, tidy } from "./bench-deps.js";
 import { syntheticMlmBatch } from "./synthetic-mlm.js";
-import { DecoupledAdamW } from "@mbert/train";
+import { DecoupledAdamW, clipScale, gradSumSquares } from "@mbert/train";
 
 const PEAK = 989e12;
 const args = process.argv.slice(2);
@@ -22,6 +22,11 @@ const preset = arg("preset", "mosaic-bert-base");
 const B = Number(arg("batch", "256"));
 const S = Number(arg("seq", "128"));
 const steps = Number(arg("steps", "20"));
+// Gradient clipping at norm 1.0 (the MosaicBERT recipe's): none, on the device (what the
+// trainer does: the norm never leaves the GPU) or through the host (reads the norm).
+const clip = arg("clip", "none");
+if (!["none", "device", "host"].includes(clip))
+  throw new Error(`--clip: expected none, device or host, got ${clip}`);
 
 const makeBatch = (seed: number, V: number): UnpaddedMlmBatch =>
   syntheticMlmBatch(seed, { batch: B, seq: S, vocabSize: V });
@@ -38,6 +43,7 @@ function main(): void {
     eps: 1e-6,
     weightDecay: 1e-5,
   });
+  const paramList = [...model.namedParameters()].map(([, p]) => p);
   const batches = [0, 1, 2, 3].map((i) => makeBatch(i + 1, config.vocabSize));
   const params = model.numParams();
   const phases = { forward: 0, backward: 0, optimizer: 0 };
@@ -52,7 +58,15 @@ function main(): void {
       out.loss!.backward();
     });
     const bwd = timed ? cuda.eventRecord() : 0;
-    opt.step();
+    if (clip === "device") {
+      const sq = gradSumSquares(paramList)!;
+      opt.step({ clip: { sumSquares: sq, maxNorm: 1 } });
+      sq.dispose();
+    } else if (clip === "host") {
+      opt.step({ gradScale: clipScale(paramList, 1).scale });
+    } else {
+      opt.step();
+    }
     opt.zeroGrad();
     if (timed) marks.push({ start, fwd, bwd, opt: cuda.eventRecord() });
   };
@@ -90,7 +104,7 @@ function main(): void {
   const opRows = [...profile.ops.entries()].sort((a, b) => b[1].ms - a[1].ms);
   const loss = tidy(() => model.forward(batches[0]!).loss!.item());
   console.log(
-    `\n${preset} pretraining step, microbatch ${B} x ${S}, ${params} params, ${meanTokens.toFixed(0)} real tokens/step`,
+    `\n${preset} pretraining step, microbatch ${B} x ${S}, ${params} params, ${meanTokens.toFixed(0)} real tokens/step, clipping: ${clip}`,
   );
   console.log(
     `step median ${med.toFixed(2)} ms  tokens/s ${tps.toFixed(0)}  MFU ${(mfu * 100).toFixed(1)}%  loss ${loss.toFixed(3)}`,
@@ -109,6 +123,7 @@ function main(): void {
     params,
     batch: B,
     seq: S,
+    clip,
     step_ms: med,
     tokens_per_second: tps,
     mfu,
@@ -124,7 +139,10 @@ function main(): void {
   };
   console.log(JSON.stringify(json));
   if (process.env.OUT)
-    fs.writeFileSync(path.join(process.env.OUT, `pretrain-${preset}.json`), JSON.stringify(json, null, 1));
+    fs.writeFileSync(
+      path.join(process.env.OUT, `pretrain-${preset}${clip === "none" ? "" : `-clip-${clip}`}.json`),
+      JSON.stringify(json, null, 1),
+    );
   opt.dispose();
   model.dispose();
 }

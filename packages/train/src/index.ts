@@ -62,6 +62,7 @@ export type {
   ModuleLike,
   Optimizer,
   OptimizerState,
+  StepOptions,
   ParamGroup,
   ParamLike,
   Precision,
@@ -94,6 +95,8 @@ export {
   clipScale,
   decayGroups,
   gradNorm,
+  gradSumSquares,
+  clipCoefficient,
 } from "./optim.js";
 export { Trainer, type TrainerOptions } from "./trainer.js";
 export { ArrayDataLoader, type ArrayDataLoaderOptions, arrayDataSpec } from "./array-data.js";

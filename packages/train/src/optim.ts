@@ -8,10 +8,11 @@
  * - `AdamW` (torch): the parameter is multiplied by 1 - lr * weightDecay.
  * - `SGD` with optional momentum and (coupled, torch-style) weight decay.
  *
- * Both Adam variants run the fused `adamw` kernel on (param, grad, m, v),
- * and, when the parameter carries a bf16 copy (`lowp`), rewrite it too.
- * `step({ gradScale })` multiplies every gradient first, which is how
- * clipping by global norm is applied without touching the gradients.
+ * Both Adam variants run the fused `adamwList` kernel over every parameter
+ * at once (param, grad, m, v), and, when a parameter carries a bf16 copy
+ * (`lowp`), rewrite it too. `step({ gradScale })` multiplies every gradient
+ * first; `step({ clip })` clips by the global norm whose square
+ * `gradSumSquares` left on the device, without reading it on the host.
  */
 import {
   BINARY,
@@ -26,7 +27,7 @@ import {
   zerosLike,
 } from "@mbert/tensor";
 import { TrainerConfigError } from "./errors.js";
-import type { Optimizer, OptimizerState, ParamGroup } from "./types.js";
+import type { Optimizer, OptimizerState, ParamGroup, StepOptions } from "./types.js";
 
 export type NamedParams = Iterable<[string, Parameter]>;
 
@@ -89,38 +90,83 @@ export function decayGroups(params: NamedParams, weightDecay: number): ParamGrou
   return groups;
 }
 
-/** The global L2 norm of every gradient (missing gradients count as zero). */
-export function gradNorm(params: Iterable<Parameter>): number {
-  let total = 0;
-  const byDevice = new Map<string, { acc: Tensor; first: boolean }>();
-  for (const p of params) {
-    const g = p.grad;
-    if (!g) continue;
-    let slot = byDevice.get(g.device);
-    if (!slot) {
-      slot = {
-        acc: zeros([1], { dtype: g.dtype === "float64" ? "float64" : "float32", device: g.device }),
-        first: true,
-      };
-      byDevice.set(g.device, slot);
-    }
-    const statOk = (g.dtype === "float64") === (slot.acc.dtype === "float64");
-    if (!statOk) throw new TrainerConfigError("gradNorm: float64 and float32 gradients mixed on one device");
-    backend(g.device).sumSquares(dtypeCode(g.dtype), slot.acc.ptr, g.ptr, g.size, !slot.first);
-    slot.first = false;
+/** The statistic dtype of a gradient's sum of squares: float64 for float64, else float32. */
+function statDtype(g: Tensor): "float32" | "float64" {
+  return g.dtype === "float64" ? "float64" : "float32";
+}
+
+/**
+ * The squared global L2 norm of every gradient as a one-element tensor on the
+ * gradients' device, summed in one pass per gradient dtype without reading
+ * anything on the host (missing gradients count as zero). Undefined when the
+ * gradients live on more than one device (their sum needs the host) or there
+ * are none.
+ */
+export function gradSumSquares(params: Iterable<Parameter>): Tensor | undefined {
+  const grads: Tensor[] = [];
+  for (const p of params) if (p.grad) grads.push(p.grad);
+  if (grads.length === 0) return undefined;
+  const device = grads[0]!.device;
+  if (grads.some((g) => g.device !== device)) return undefined;
+  const stat = statDtype(grads[0]!);
+  if (grads.some((g) => statDtype(g) !== stat)) {
+    throw new TrainerConfigError("gradNorm: float64 and float32 gradients mixed on one device");
   }
-  for (const { acc } of byDevice.values()) {
-    total += acc.item();
-    acc.dispose();
+  const byDtype = new Map<string, number[]>();
+  for (const g of grads) {
+    const list = byDtype.get(g.dtype) ?? [];
+    byDtype.set(g.dtype, list);
+    list.push(g.ptr, g.size);
+  }
+  const out = keep(zeros([1], { dtype: stat, device }));
+  let first = true;
+  try {
+    for (const [dtype, list] of byDtype) {
+      backend(device).sumSquaresList(
+        dtypeCode(dtype as Tensor["dtype"]),
+        out.ptr,
+        new Float64Array(list),
+        !first,
+      );
+      first = false;
+    }
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  return out;
+}
+
+/** The global L2 norm of every gradient (missing gradients count as zero); reads it on the host. */
+export function gradNorm(params: Iterable<Parameter>): number {
+  const byDevice = new Map<string, Parameter[]>();
+  for (const p of params) {
+    if (!p.grad) continue;
+    const list = byDevice.get(p.grad.device) ?? [];
+    byDevice.set(p.grad.device, list);
+    list.push(p);
+  }
+  let total = 0;
+  for (const list of byDevice.values()) {
+    const sq = gradSumSquares(list)!;
+    try {
+      total += sq.item();
+    } finally {
+      sq.dispose();
+    }
   }
   return Math.sqrt(total);
+}
+
+/** maxNorm / (norm + 1e-6) when `norm` is finite and above maxNorm, else 1 (torch's clip_grad_norm_). */
+export function clipCoefficient(norm: number, maxNorm: number): number {
+  return Number.isFinite(norm) && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
 }
 
 /** Clips gradients to `maxNorm` (global L2); returns the scale to apply (1 when under the limit) and the norm. */
 export function clipScale(params: Iterable<Parameter>, maxNorm: number): { norm: number; scale: number } {
   const norm = gradNorm(params);
-  const scale = Number.isFinite(norm) && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
-  return { norm, scale };
+  return { norm, scale: clipCoefficient(norm, maxNorm) };
 }
 
 abstract class BaseOptimizer implements Optimizer {
@@ -139,7 +185,7 @@ abstract class BaseOptimizer implements Optimizer {
     for (const [, p] of this.params()) p.zeroGrad();
   }
 
-  abstract step(opts?: { gradScale?: number }): void;
+  abstract step(opts?: StepOptions): void;
   abstract stateDict(): OptimizerState;
   abstract loadStateDict(state: OptimizerState): void;
   abstract dispose(): void;
@@ -185,32 +231,81 @@ abstract class AdamBase extends BaseOptimizer {
     return s;
   }
 
-  step(opts: { gradScale?: number } = {}): void {
+  /**
+   * One update of every parameter with a gradient, in one `adamwList` call per
+   * (device, dtypes) group: the whole model in one launch on CUDA. With
+   * `clip`, gradients are scaled on the device by the clipping coefficient of
+   * the squared global norm it holds.
+   */
+  step(opts: StepOptions = {}): void {
     const gradScale = opts.gradScale ?? 1;
+    const clip = opts.clip;
+    if (clip && !(clip.maxNorm > 0)) {
+      throw new TrainerConfigError(`${this.name}.step: clip.maxNorm must be > 0, got ${clip.maxNorm}`);
+    }
     const [b1, b2] = this.betas;
+    // One table per device, param, grad and copy dtype; parameters without a copy
+    // (address 0) then join a table of their kind that has one.
+    type Code = ReturnType<typeof dtypeCode>;
+    type Table = {
+      device: Tensor["device"];
+      base: string;
+      dt: Code;
+      gdt: Code;
+      cdt?: Code;
+      rows: number[];
+    };
+    const byKey = new Map<string, Table>();
     for (const [, p, group] of this.params()) {
       const g = p.grad;
       if (!g) continue; // no gradient this step (unused parameter): no update, like torch
+      const copy = p.lowp;
+      const cdt = copy ? dtypeCode(copy.dtype) : undefined;
+      const base = `${p.device}:${p.dtype}:${g.dtype}`;
+      const key = `${base}:${cdt ?? "none"}`;
+      let t = byKey.get(key);
+      if (!t) {
+        t = { device: p.device, base, dt: dtypeCode(p.dtype), gdt: dtypeCode(g.dtype), cdt, rows: [] };
+        byKey.set(key, t);
+      }
       const s = this.slot(p);
       s.step++;
-      const copy = p.lowp;
-      backend(p.device).adamw(
-        dtypeCode(p.dtype),
-        dtypeCode(g.dtype),
+      t.rows.push(
         p.ptr,
         g.ptr,
         s.m.ptr,
         s.v.ptr,
+        copy ? copy.ptr : 0,
         p.size,
         group.lr,
+        this.decayFactor(group),
+        s.step,
+      );
+    }
+    const tables = [...byKey.values()].filter((t) => t.cdt !== undefined);
+    for (const t of byKey.values()) {
+      if (t.cdt !== undefined) continue;
+      const sibling = tables.find((o) => o.base === t.base);
+      if (sibling) sibling.rows.push(...t.rows);
+      else tables.push(t);
+    }
+    for (const t of tables) {
+      if (clip && clip.sumSquares.device !== t.device) {
+        throw new TrainerConfigError(
+          `${this.name}.step: clip.sumSquares is on ${clip.sumSquares.device}, parameters on ${t.device}`,
+        );
+      }
+      backend(t.device).adamwList(
+        t.dt,
+        t.gdt,
+        t.cdt ?? dtypeCode("float32"),
+        new Float64Array(t.rows),
         b1,
         b2,
         this.eps,
-        this.decayFactor(group),
-        s.step,
         gradScale,
-        copy ? dtypeCode(copy.dtype) : 0,
-        copy ? copy.ptr : 0,
+        clip ? clip.sumSquares.ptr : 0,
+        clip ? clip.maxNorm : 0,
       );
     }
   }
@@ -312,8 +407,10 @@ export class SGD extends BaseOptimizer {
     this.momentum = opts.momentum ?? 0;
   }
 
-  step(opts: { gradScale?: number } = {}): void {
-    const gradScale = opts.gradScale ?? 1;
+  /** With `clip`, the norm is read on the host (SGD has no fused kernel to apply it in). */
+  step(opts: StepOptions = {}): void {
+    let gradScale = opts.gradScale ?? 1;
+    if (opts.clip) gradScale *= clipCoefficient(Math.sqrt(opts.clip.sumSquares.item()), opts.clip.maxNorm);
     for (const [, p, group] of this.params()) {
       const g = p.grad;
       if (!g) continue;

@@ -2,6 +2,7 @@
  * Everything the training loop knows, handed to every callback and
  * algorithm. Rank and world size live here; nothing assumes one process.
  */
+import type { Tensor } from "@mbert/tensor";
 import type { Algorithm, Callback } from "./callback.js";
 import type { Metric } from "./metrics.js";
 import type { Scheduler } from "./schedulers.js";
@@ -67,8 +68,37 @@ export class State {
   /** Samples and tokens in the last global batch. */
   batchSamples = 0;
   batchTokens = 0;
-  /** Global gradient norm before clipping, when clipping ran. */
-  gradNorm?: number;
+  private gradNormValue?: number;
+  private gradNormSquared?: Tensor;
+
+  /**
+   * Global gradient norm before clipping, of the last step that clipped. The
+   * trainer leaves it on the device; reading it waits for the device once.
+   */
+  get gradNorm(): number | undefined {
+    const sq = this.gradNormSquared;
+    if (sq) {
+      this.gradNormSquared = undefined;
+      try {
+        this.gradNormValue = Math.sqrt(sq.item());
+      } finally {
+        sq.dispose();
+      }
+    }
+    return this.gradNormValue;
+  }
+
+  set gradNorm(v: number | undefined) {
+    this.gradNormSquared?.dispose();
+    this.gradNormSquared = undefined;
+    this.gradNormValue = v;
+  }
+
+  /** Set by the trainer: the squared global norm of this step, still on the device (owned by the state). */
+  setGradNormSquared(sq: Tensor): void {
+    this.gradNorm = undefined;
+    this.gradNormSquared = sq;
+  }
   /** The LR each optimizer group ran at during the last step. */
   currentLrs: number[] = [];
 

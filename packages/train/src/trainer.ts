@@ -16,7 +16,7 @@ import { Logger, type LoggerDestination } from "./logger.js";
 import { ConsoleLogger } from "./loggers/console.js";
 import { ProgressBarLogger } from "./loggers/progress.js";
 import type { Metric } from "./metrics.js";
-import { clipScale } from "./optim.js";
+import { clipScale, gradSumSquares } from "./optim.js";
 import { type ScheduleContext, type Scheduler, combinedFactor } from "./schedulers.js";
 import { State, batchesPerEpoch } from "./state.js";
 import { Time, reached, resolveTime } from "./time.js";
@@ -28,6 +28,7 @@ import type {
   Precision,
   TrainableModel,
   WeightsReport,
+  StepOptions,
 } from "./types.js";
 
 export interface TrainerOptions {
@@ -367,6 +368,11 @@ export class Trainer {
     // After an error: free the losses that were never read.
     for (const p of this.state.pendingLosses) p.loss.dispose();
     this.state.pendingLosses = [];
+    try {
+      void this.state.gradNorm; // brings the last norm to the host and frees its device copy
+    } catch {
+      this.state.gradNorm = undefined; // the device failed: free it unread
+    }
     for (const cb of this.callbacks) cb.close(this.state, this.logger);
   }
 
@@ -559,16 +565,26 @@ export class Trainer {
       }
     }
     let gradScale = 1;
-    if (this.opts.gradClipNorm !== undefined) {
+    let clip: StepOptions["clip"];
+    const maxNorm = this.opts.gradClipNorm;
+    if (maxNorm !== undefined) {
       const params = st.optimizers.flatMap((o) =>
         o.paramGroups.flatMap((g) => g.params.map(([, p]) => p as Parameter)),
       );
-      const { norm, scale } = clipScale(params, this.opts.gradClipNorm);
-      st.gradNorm = norm;
-      gradScale = scale;
+      // On one device the norm stays there: the optimizers read it in their kernel,
+      // and the host never waits. Across devices it is summed on the host.
+      const sq = gradSumSquares(params);
+      if (sq) {
+        st.setGradNormSquared(sq);
+        clip = { sumSquares: sq, maxNorm };
+      } else {
+        const { norm, scale } = clipScale(params, maxNorm);
+        st.gradNorm = norm;
+        gradScale = scale;
+      }
     }
     for (const opt of st.optimizers) {
-      opt.step({ gradScale });
+      opt.step({ gradScale, clip });
       opt.zeroGrad();
     }
   }

@@ -2,6 +2,7 @@
  * The shapes the trainer works with: a model in Composer's form, a data
  * spec around a dataloader, evaluators and optimizers.
  */
+import type { Tensor } from "@mbert/tensor";
 import type { Metric } from "./metrics.js";
 import type { Time } from "./time.js";
 
@@ -121,11 +122,24 @@ export interface ParamGroup {
   [option: string]: unknown;
 }
 
+/** Options of one optimizer step. */
+export interface StepOptions {
+  /** Multiplies every gradient first (default 1). */
+  gradScale?: number;
+  /**
+   * Clipping by global norm: `sumSquares` is the squared global gradient norm
+   * (one element on the parameters' device, from `gradSumSquares`); gradients
+   * are further scaled by maxNorm / (norm + 1e-6) when the norm is finite and
+   * above `maxNorm`. The Adam optimizers apply it on the device.
+   */
+  clip?: { sumSquares: Tensor; maxNorm: number };
+}
+
 export interface Optimizer {
   readonly name: string;
   paramGroups: ParamGroup[];
-  /** Applies one update with the current group LRs; `gradScale` multiplies every gradient first. */
-  step(opts?: { gradScale?: number }): void;
+  /** Applies one update with the current group LRs (see StepOptions). */
+  step(opts?: StepOptions): void;
   zeroGrad(): void;
   stateDict(): OptimizerState;
   loadStateDict(state: OptimizerState): void;

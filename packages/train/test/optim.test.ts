@@ -1,6 +1,15 @@
 import { Parameter, fromArray } from "@mbert/tensor";
 import { describe, expect, it } from "vitest";
-import { AdamW, DecoupledAdamW, SGD, buildOptimizer, clipScale, gradNorm } from "../src/optim.js";
+import {
+  AdamW,
+  DecoupledAdamW,
+  SGD,
+  buildOptimizer,
+  clipScale,
+  decayGroups,
+  gradNorm,
+  gradSumSquares,
+} from "../src/optim.js";
 
 function param(values: number[], grad: number[]): Parameter {
   const p = new Parameter(fromArray(values, [values.length], { dtype: "float64" }));
@@ -125,5 +134,70 @@ describe("optimizers", () => {
     expect(scale).toBeCloseTo(0.2, 6);
     a.dispose();
     b.dispose();
+  });
+
+  for (const dtype of ["float32", "float64"] as const) {
+    it(`clipping on the device equals scaling by the host's coefficient (${dtype})`, () => {
+      const make = () => {
+        const ps: [string, Parameter][] = [0, 1, 2, 3].map((i) => {
+          const n = [5, 1, 130, 7][i]!;
+          const p = new Parameter(
+            fromArray(
+              Array.from({ length: n }, (_, j) => Math.sin(i * 7 + j)),
+              [n],
+              { dtype },
+            ),
+          );
+          p.decay = i % 2 === 0;
+          if (i !== 1)
+            p.grad = fromArray(
+              Array.from({ length: n }, (_, j) => Math.cos(i + 3 * j)),
+              [n],
+              { dtype },
+            );
+          return [`p${i}`, p];
+        });
+        return ps;
+      };
+      for (const Opt of [DecoupledAdamW, AdamW] as const) {
+        for (const maxNorm of [0.5, 1e6]) {
+          const a = make();
+          const b = make();
+          const params = a.map(([, p]) => p);
+          const sq = gradSumSquares(params)!;
+          expect(sq.item()).toBeCloseTo(gradNorm(params) ** 2, dtype === "float64" ? 10 : 3);
+          const { scale } = clipScale(params, maxNorm);
+          const oa = new Opt(decayGroups(a, 0.1), { lr: 0.01 });
+          const ob = new Opt(decayGroups(b, 0.1), { lr: 0.01 });
+          oa.step({ clip: { sumSquares: sq, maxNorm } });
+          ob.step({ gradScale: scale });
+          for (const [i, [, p]] of a.entries())
+            expect(Array.from(p.data())).toEqual(Array.from(b[i]![1].data()));
+          const untouched = dtype === "float64" ? Math.sin(7) : Math.fround(Math.sin(7));
+          expect(a[1]![1].data()[0]).toBe(untouched); // no gradient: no update
+          if (maxNorm === 0.5) expect(scale).toBeLessThan(1);
+          expect(() => oa.step({ clip: { sumSquares: sq, maxNorm: 0 } })).toThrow(/maxNorm must be > 0/);
+          sq.dispose();
+          for (const o of [oa, ob]) o.dispose();
+          for (const [, p] of [...a, ...b]) p.dispose();
+        }
+      }
+    });
+  }
+
+  it("SGD takes a device clip too", () => {
+    const a = param([1, 2], [3, 4]);
+    const b = param([1, 2], [3, 4]);
+    const sq = gradSumSquares([a])!;
+    new SGD([["w", a]], { lr: 0.1 }).step({ clip: { sumSquares: sq, maxNorm: 1 } });
+    new SGD([["w", b]], { lr: 0.1 }).step({ gradScale: 1 / (5 + 1e-6) });
+    expect(Array.from(a.data())).toEqual(Array.from(b.data()));
+    for (const t of [a, b, sq]) t.dispose();
+  });
+
+  it("gradSumSquares: nothing without gradients", () => {
+    const p = new Parameter(fromArray([1], [1], { dtype: "float32" }));
+    expect(gradSumSquares([p])).toBeUndefined();
+    p.dispose();
   });
 });

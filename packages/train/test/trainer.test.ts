@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { memory } from "@mbert/tensor";
+import { type Parameter, memory } from "@mbert/tensor";
 import { describe, expect, it } from "vitest";
 import {
   Callback,
@@ -12,6 +12,7 @@ import {
   type State,
   Trainer,
   TrainerConfigError,
+  gradNorm,
   listCheckpoints,
 } from "../src/index.js";
 import { ToyModel, toyData, toyOptimizer, toySamples } from "./toy.js";
@@ -33,6 +34,7 @@ function makeTrainer(opts: {
   callbacks?: Callback[];
   evalInterval?: string;
   dropout?: number;
+  gradClipNorm?: number;
 }) {
   const model = new ToyModel(opts.seed ?? 1, opts.dropout);
   const samples = toySamples(48);
@@ -52,6 +54,7 @@ function makeTrainer(opts: {
     saveFolder: opts.saveFolder,
     saveInterval: opts.saveInterval,
     autoresume: opts.autoresume,
+    gradClipNorm: opts.gradClipNorm,
     runName: "toy",
   });
 }
@@ -307,5 +310,39 @@ describe("Trainer", () => {
     expect(() => new Trainer({ model, maxDuration: "1ep", deviceTrainMicrobatchSize: 0 })).toThrow(
       /microbatch/i,
     );
+  });
+
+  it("clips by the global norm, which it reports on request", async () => {
+    // The norm the trainer clips by, read on the host before each update.
+    class NormProbe extends Callback {
+      before: number[] = [];
+      reported: number[] = [];
+      override run(event: Event, state: State): void {
+        const params = state.optimizers.flatMap((o) =>
+          o.paramGroups.flatMap((g) => g.params.map(([, p]) => p as Parameter)),
+        );
+        if (event === "after_train_batch") this.before.push(gradNorm(params));
+        if (event === "batch_end") this.reported.push(state.gradNorm!);
+      }
+    }
+    const run = async (gradClipNorm?: number) => {
+      const log = new InMemoryLogger();
+      const probe = new NormProbe();
+      const st = await makeTrainer({ maxDuration: "4ba", log, gradClipNorm, callbacks: [probe] }).fit();
+      return { losses: losses(log), probe, st };
+    };
+    const plain = await run();
+    const loose = await run(1e9);
+    const tight = await run(1e-3);
+    expect(loose.losses).toEqual(plain.losses);
+    expect(tight.losses[0]).toBe(plain.losses[0]);
+    expect(tight.losses.at(-1)).not.toBe(plain.losses.at(-1));
+    expect(plain.st.gradNorm).toBeUndefined();
+    expect(tight.probe.reported).toHaveLength(4);
+    tight.probe.reported.forEach((n, i) => {
+      expect(n).toBeGreaterThan(1e-3);
+      expect(n).toBeCloseTo(tight.probe.before[i]!, 5);
+    });
+    expect(tight.st.gradNorm).toBe(tight.probe.reported.at(-1));
   });
 });
