@@ -527,29 +527,37 @@ __global__ void index_add_tiles(G* out, float* partial, int* tickets, const T* s
 
 // ---- indexAdd into a table of at most kFewRows rows (token types) -----------------------
 //
-// No sort: block (chunk of positions, column chunk) sums the chunk's src rows
-// per output row in position order, in registers, and writes one partial row per output
-// row (zeros where none hit it); index_add_few_finish sums each column's chunk partials
-// in chunk order and adds the total to out once.
+// No sort: block (chunk of positions, column chunk) has kFewGroups thread rows; thread row
+// y sums, in position order and in registers, the src rows of its quarter of each staged
+// run of positions per output row; the quarters are then added in order through shared
+// memory and the block writes one partial row per output row (zeros where none hit it).
+// index_add_few_finish sums each column's chunk partials in chunk order and adds the total
+// to out once. The order depends only on n, so the result is the same on every run.
 
 constexpr int kFewRows = 4;
-constexpr int kFewStage = 128;       // indices staged in shared memory at a time
+constexpr int kFewStage = 128;        // indices staged in shared memory at a time
+constexpr int kFewGroups = 4;         // thread rows per block, each a quarter of a stage
 constexpr int64_t kFewChunks = 2048;  // at most this many chunks (and partial rows per row)
+constexpr int kFewThreads = 128;      // most column threads per thread row in index_add_few_partial
+constexpr int kFinishThreads = 32;    // column threads per index_add_few_finish block
 
 template <typename T, int V>
-__global__ void index_add_few_partial(float* partial, const T* src, const int* idx, int64_t n, int64_t chunk,
+__global__ void __launch_bounds__(kFewThreads * kFewGroups) index_add_few_partial(float* partial, const T* src, const int* idx, int64_t n, int64_t chunk,
                                       int64_t row_size, int num_rows, DeviceError* err) {
   __shared__ int ks[kFewStage];
+  extern __shared__ float hand[];  // [kFewRows][blockDim.x * V]: one thread row's sums, passed on
   const int64_t b = blockIdx.x, p_begin = b * chunk, p_end = p_begin + chunk < n ? p_begin + chunk : n;
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   const bool active = c < row_size;
+  const int flat = threadIdx.y * blockDim.x + threadIdx.x, nthreads = blockDim.x * blockDim.y;
+  constexpr int kPart = kFewStage / kFewGroups;
   Cols<V> acc[kFewRows];
 #pragma unroll
   for (int r = 0; r < kFewRows; ++r) acc[r].clear();
   for (int64_t p0 = p_begin; p0 < p_end; p0 += kFewStage) {
     const int cnt = int(p_end - p0 < kFewStage ? p_end - p0 : kFewStage);
     __syncthreads();  // the previous stage's indices are used up
-    for (int j = threadIdx.x; j < cnt; j += blockDim.x) {
+    for (int j = flat; j < cnt; j += nthreads) {
       const int row = idx[p0 + j];
       const bool ok = row >= 0 && row < num_rows;
       if (!ok && blockIdx.y == 0) raise_device_error(err, kErrIndexAdd, p0 + j, row, num_rows);
@@ -557,32 +565,55 @@ __global__ void index_add_few_partial(float* partial, const T* src, const int* i
     }
     __syncthreads();
     if (!active) continue;
-    for (int q = 0; q < cnt; q += 8) {
+    const int q_end = min(cnt, (int(threadIdx.y) + 1) * kPart);
+    for (int q = threadIdx.y * kPart; q < q_end; q += 8) {
       Raw<T, V> x[8];
 #pragma unroll
       for (int j = 0; j < 8; ++j)
-        if (q + j < cnt) load_raw<T, V>(x[j], src + (p0 + q + j) * row_size + c);
+        if (q + j < q_end) load_raw<T, V>(x[j], src + (p0 + q + j) * row_size + c);
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
-        if (q + j >= cnt) break;
-        const int k = ks[q + j];  // the same for the whole block
+        if (q + j >= q_end) break;
+        const int k = ks[q + j];  // the same for the whole thread row
 #pragma unroll
         for (int r = 0; r < kFewRows; ++r)
           if (k == r) add_raw<T, V>(acc[r], x[j]);
       }
     }
   }
-  if (!active) return;
+  // Thread row y - 1 hands its running sums to row y, which adds its own after them.
+  const int width = blockDim.x * V;
+  for (int y = 1; y < int(blockDim.y); ++y) {
+    __syncthreads();
+    if (int(threadIdx.y) == y - 1 && active) {
+#pragma unroll
+      for (int r = 0; r < kFewRows; ++r)
+        if (r < num_rows) {
+#pragma unroll
+          for (int k = 0; k < V; ++k) hand[r * width + threadIdx.x * V + k] = acc[r].v[k];
+        }
+    }
+    __syncthreads();
+    if (int(threadIdx.y) == y && active) {
+#pragma unroll
+      for (int r = 0; r < kFewRows; ++r)
+        if (r < num_rows) {
+#pragma unroll
+          for (int k = 0; k < V; ++k) acc[r].v[k] = hand[r * width + threadIdx.x * V + k] + acc[r].v[k];
+        }
+    }
+  }
+  if (int(threadIdx.y) != int(blockDim.y) - 1 || !active) return;
 #pragma unroll
   for (int r = 0; r < kFewRows; ++r)
     if (r < num_rows) store_cols<float, V>(partial + (b * num_rows + r) * row_size + c, acc[r]);
 }
 
-// Block (output row, column chunk), blockDim (x, kFinishRows): thread row y sums chunks
-// y, y + 8, ... in order, then the 8 row sums are added in row order.
+// Block (output row, column chunk), blockDim (kFinishThreads, kFinishRows): thread row y
+// sums chunks y, y + 8, ... in order, then the 8 row sums are added in row order.
 template <typename G, int V>
 __global__ void index_add_few_finish(G* out, const float* partial, int64_t chunks, int64_t row_size, int num_rows) {
-  extern __shared__ float sm[];  // [kFinishRows][blockDim.x * V]
+  __shared__ float sm[kFinishRows][kFinishThreads * V];
   const int r = blockIdx.x;
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   const bool active = c < row_size;
@@ -604,15 +635,13 @@ __global__ void index_add_few_finish(G* out, const float* partial, int64_t chunk
         }
     }
   }
-  float* mine = sm + (int64_t(threadIdx.y) * blockDim.x + threadIdx.x) * V;
 #pragma unroll
-  for (int k = 0; k < V; ++k) mine[k] = acc.v[k];
+  for (int k = 0; k < V; ++k) sm[threadIdx.y][threadIdx.x * V + k] = acc.v[k];
   __syncthreads();
   if (threadIdx.y != 0 || !active) return;
   for (int y = 1; y < kFinishRows; ++y) {
-    const float* other = sm + (int64_t(y) * blockDim.x + threadIdx.x) * V;
 #pragma unroll
-    for (int k = 0; k < V; ++k) acc.v[k] += other[k];
+    for (int k = 0; k < V; ++k) acc.v[k] += sm[y][threadIdx.x * V + k];
   }
   add_cols<G, V>(out + int64_t(r) * row_size + c, acc);
 }
@@ -629,8 +658,7 @@ bool pdl_ready(Kernel kernel) {
          cudaFuncGetAttributes(&fa, kernel) == cudaSuccess && fa.ptxVersion >= 90;
 }
 
-// Threads per block over the columns of a row: at most 128 of 8 columns (the finish
-// kernels' shared rows stay at 32 KB) or 256 of one.
+// Threads per block over the columns of a row: at most 128 of 8 columns or 256 of one.
 template <int V>
 int column_threads(int64_t row_size) {
   return int(std::min<int64_t>(V == 8 ? 128 : 256, ceil_div(ceil_div(row_size, V), 32) * 32));
@@ -663,14 +691,16 @@ template <typename T, typename G, int V>
 void index_add_few(G* out, float* partial, const T* src, const int* idx, int64_t n, int64_t row_size, int num_rows,
                    cudaStream_t st) {
   const int64_t chunk = few_chunk(n), chunks = ceil_div(n, chunk);
-  const int threads = column_threads<V>(row_size);
+  const int threads = std::min(kFewThreads, column_threads<V>(row_size));
   const unsigned col_chunks = unsigned(ceil_div(ceil_div(row_size, V), threads));
-  index_add_few_partial<T, V><<<dim3(unsigned(chunks), col_chunks, 1u), threads, 0, st>>>(
+  const std::size_t hand = std::size_t(num_rows) * threads * V * sizeof(float);
+  index_add_few_partial<T, V><<<dim3(unsigned(chunks), col_chunks, 1u), dim3(threads, kFewGroups, 1), hand, st>>>(
       partial, src, idx, n, chunk, row_size, num_rows, device_error());
   MBERT_LAUNCH_CHECK();
-  const std::size_t smem = std::size_t(kFinishRows) * threads * V * sizeof(float);
-  index_add_few_finish<G, V><<<dim3(unsigned(num_rows), col_chunks, 1u), dim3(threads, kFinishRows, 1), smem, st>>>(
-      out, partial, chunks, row_size, num_rows);
+  const unsigned fin_chunks = unsigned(ceil_div(ceil_div(row_size, V), kFinishThreads));
+  index_add_few_finish<G, V>
+      <<<dim3(unsigned(num_rows), fin_chunks, 1u), dim3(kFinishThreads, kFinishRows, 1), 0, st>>>(out, partial, chunks,
+                                                                                                   row_size, num_rows);
   MBERT_LAUNCH_CHECK();
 }
 

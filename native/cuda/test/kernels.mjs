@@ -797,6 +797,8 @@ if (want("index"))
           [dt === BF16 ? 20000 : 3000, 768, 30528, "skewed"], // runs of every length, long and short
           [70000, 64, 30528], // past the small-sort limit (CUB's sort)
           [300000, 16, 2], // few rows, several index stages per chunk
+          [3000, 1001, 3], // few rows, odd columns: one column per thread, two column chunks
+          [5000, 1536, 2], // few rows, two column chunks of 8-column threads
         ]) {
       const table = input(dt, randnArr(numRows * rowSize));
       const idx = input(I32, skew === "skewed" ? skewedIds(n, numRows) : intArr(n, 0, numRows));
