@@ -29,6 +29,12 @@ const I = 3072;
 const V = 30528;
 const R = Math.round(0.3 * T);
 const NADAM = 137_000_000;
+// MosaicBERT-base's parameter tensors (element counts): embeddings, 12 layers, MLM head.
+const BASE_TENSORS = (() => {
+  const [c, i, v] = [768, 3072, 30528];
+  const layer = [3 * c * c, 3 * c, c * c, c, c, c, 2 * i * c, c * i, c, c, c];
+  return [v * c, 2 * c, c, c, ...Array.from({ length: 12 }, () => layer).flat(), c * c, c, c, c, v];
+})();
 const PEAK_BW = 3.0e12; // measured device-to-device copy on this H100 (bytes read + written per second)
 const REPEATS = quick ? 5 : 15;
 const ITERS = quick ? 2 : 5;
@@ -274,6 +280,32 @@ for (const [lname, nOut, nIn] of linears) {
   for (const p of [param, grad, m, v, copy]) cu.free(p);
 }
 {
+  // The same step over MosaicBERT-base's own tensors, one adamwList launch, against
+  // torch's fused AdamW over the same tensor list (plus a foreach copy to bf16).
+  const sizes = BASE_TENSORS;
+  const bufs = sizes.map((n) => {
+    const b = { n, param: randBuf(F32, n, 0.02), grad: randBuf(F32, n, 0.001), m: randBuf(F32, n, 0.001) };
+    b.v = cu.alloc(n * 4);
+    cu.fill(F32, b.v, n, 1e-6);
+    b.copy = cu.alloc(n * 2);
+    return b;
+  });
+  let step = 1;
+  const table = () =>
+    new Float64Array(bufs.flatMap((b) => [b.param, b.grad, b.m, b.v, b.copy, b.n, 5e-4, 5e-9, step]));
+  const total = sizes.reduce((a, n) => a + n, 0);
+  add(
+    `adamwList(${sizes.length} tensors)+bf16copy`,
+    "mem",
+    time(() => {
+      step++;
+      cu.adamwList(F32, F32, BF16, table(), 0.9, 0.98, 1e-6, 1, 0, 0);
+    }),
+    total * 30,
+  );
+  for (const b of bufs) for (const p of [b.param, b.grad, b.m, b.v, b.copy]) cu.free(p);
+}
+{
   const n = 1 << 30;
   const a = cu.alloc(n);
   const b = cu.alloc(n);
@@ -293,11 +325,15 @@ let torch = {};
 let torchError = null;
 if (withTorch) {
   const py = path.join(here, "kernels_torch.py");
-  const r = spawnSync("python3", [py, JSON.stringify({ T, C, I, V, R, NADAM, REPEATS, ITERS })], {
-    encoding: "utf8",
-    env: { ...process.env, PYTHONUNBUFFERED: "1" },
-    maxBuffer: 1 << 24,
-  });
+  const r = spawnSync(
+    "python3",
+    [py, JSON.stringify({ T, C, I, V, R, NADAM, BASE_TENSORS, REPEATS, ITERS })],
+    {
+      encoding: "utf8",
+      env: { ...process.env, PYTHONUNBUFFERED: "1" },
+      maxBuffer: 1 << 24,
+    },
+  );
   const line = (r.stdout || "").trim().split("\n").pop() || "";
   try {
     torch = JSON.parse(line);

@@ -98,6 +98,21 @@ def main() -> None:
     out["adamw(137M)+bf16copy"] = time(step_and_copy)
     del p, opt, copy
 
+    sizes = cfg["BASE_TENSORS"]
+    ps = [torch.nn.Parameter(torch.randn(n, device=dev) * 0.02) for n in sizes]
+    for q in ps:
+        q.grad = torch.randn_like(q) * 1e-3
+    opt = torch.optim.AdamW(ps, lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=1e-5, fused=True)
+    copies = [torch.empty(n, device=dev, dtype=bf) for n in sizes]
+
+    def list_step_and_copy():
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_copy_(copies, ps)
+
+    out[f"adamwList({len(sizes)} tensors)+bf16copy"] = time(list_step_and_copy)
+    del ps, opt, copies
+
     a = torch.empty(1 << 28, device=dev, dtype=torch.float32).fill_(1.5)
     bb = torch.empty_like(a)
     out["copy 1 GiB (ceiling)"] = time(lambda: bb.copy_(a))

@@ -8,8 +8,9 @@
 // (6 x params x tokens/s / 989e12), with the memory monitor's last reading.
 // Bundle: node scripts/device-bundle.mjs packages/train/gpu/pretrain-speed.ts
 // Run (GPU machine): MBERT_ADDON=.device/mbert.node node .device/pretrain-speed.mjs
-// Prints a JSON line last and writes $OUT/pretrain-trainer.json. Options for a
-// smoke run elsewhere: --preset mosaic-bert-tiny --batch 16 --batches 6 --device cpu.
+// Prints a JSON line last and writes $OUT/pretrain-trainer.json. --clip 1.0 clips
+// gradients by global norm (on the device: the step never waits for the host).
+// Options for a smoke run elsewhere: --preset mosaic-bert-tiny --batch 16 --batches 6 --device cpu.
 import fs from "node:fs";
 import path from "node:path";
 import { type BertForMaskedLM, createModel, presetConfig } from "@mbert/model";
@@ -39,6 +40,7 @@ const B = Number(arg("batch", "256"));
 const S = 128;
 const BATCHES = Number(arg("batches", "60"));
 const WINDOW = Math.min(20, BATCHES);
+const clip = args.includes("--clip") ? Number(arg("clip", "")) : undefined;
 
 /** An in-memory loader cycling a few pregenerated batches; one epoch is the whole run. */
 function syntheticLoader(vocabSize: number, distinct = 8) {
@@ -80,6 +82,7 @@ async function main(): Promise<void> {
     loggers: [new ConsoleLogger({ logInterval: `${WINDOW}ba` }), log],
     // The loss is read at the console interval: the speed window ends on a read (a device sync).
     lossReadInterval: WINDOW,
+    gradClipNorm: clip,
     seed: 17,
     runName: "pretrain-speed",
   });
@@ -97,6 +100,8 @@ async function main(): Promise<void> {
     batch: B,
     seq: S,
     batches: trainer.state.timestamp.batch,
+    grad_clip_norm: clip ?? null,
+    grad_norm_last: trainer.state.gradNorm ?? null,
     window: WINDOW,
     tokens_per_second: tps,
     mfu,
@@ -112,7 +117,10 @@ async function main(): Promise<void> {
   };
   console.log(JSON.stringify(json));
   if (process.env.OUT)
-    fs.writeFileSync(path.join(process.env.OUT, "pretrain-trainer.json"), JSON.stringify(json, null, 1));
+    fs.writeFileSync(
+      path.join(process.env.OUT, `pretrain-trainer${clip === undefined ? "" : "-clip"}.json`),
+      JSON.stringify(json, null, 1),
+    );
   model.dispose();
 }
 
