@@ -16,6 +16,8 @@
 // skip the sort. See the comments at each step.
 #include <algorithm>
 #include <climits>
+#include <map>
+#include <mutex>
 
 #include <cooperative_groups.h>
 #include <cub/device/device_radix_sort.cuh>
@@ -282,7 +284,8 @@ void sort_pairs_small(int* a_keys, int* a_vals, int* b_keys, int* b_vals, int* h
 // Tables of at most kFewRows rows (token types) take a path without a sort, below.
 
 constexpr int kTile = 32;         // sorted positions per tile block
-constexpr int kFinishRows = 8;    // partial sums in flight per column in index_add_few_finish
+constexpr int kFinishRows = 128;  // thread rows (chunk partials in flight per column) in index_add_few_finish
+static_assert((kFinishRows & (kFinishRows - 1)) == 0, "the finish adds its rows pairwise");
 constexpr int kGroup = 2;         // positions whose rows a tile thread loads at once
 
 // V columns per thread: 8 (16-byte bf16 / two 16-byte fp32 accesses) or 1.
@@ -538,22 +541,25 @@ constexpr int kFewRows = 4;
 constexpr int kFewStage = 128;        // indices staged in shared memory at a time
 constexpr int kFewGroups = 4;         // thread rows per block, each a quarter of a stage
 constexpr int64_t kFewChunks = 2048;  // at most this many chunks (and partial rows per row)
-constexpr int kFewThreads = 128;      // most column threads per thread row in index_add_few_partial
-constexpr int kFinishThreads = 32;    // column threads per index_add_few_finish block
+constexpr int kFewThreads = 96;       // most column threads per thread row in index_add_few_partial
+constexpr int kFinishThreads = 8;     // column threads per index_add_few_finish block
 
-template <typename T, int V>
-__global__ void __launch_bounds__(kFewThreads * kFewGroups) index_add_few_partial(float* partial, const T* src, const int* idx, int64_t n, int64_t chunk,
+// ROWS: accumulators per thread (2 for two-row tables, which leaves room for two blocks
+// per SM; 4 otherwise); num_rows <= ROWS.
+template <typename T, int V, int ROWS>
+__global__ void __launch_bounds__(kFewThreads * kFewGroups, ROWS == 2 ? 2 : 1) index_add_few_partial(float* partial, const T* src, const int* idx, int64_t n, int64_t chunk,
                                       int64_t row_size, int num_rows, DeviceError* err) {
   __shared__ int ks[kFewStage];
-  extern __shared__ float hand[];  // [kFewRows][blockDim.x * V]: one thread row's sums, passed on
+  extern __shared__ float hand[];  // [num_rows][blockDim.x * V]: one thread row's sums, passed on
+  pdl_launch_dependents();
   const int64_t b = blockIdx.x, p_begin = b * chunk, p_end = p_begin + chunk < n ? p_begin + chunk : n;
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   const bool active = c < row_size;
   const int flat = threadIdx.y * blockDim.x + threadIdx.x, nthreads = blockDim.x * blockDim.y;
   constexpr int kPart = kFewStage / kFewGroups;
-  Cols<V> acc[kFewRows];
+  Cols<V> acc[ROWS];
 #pragma unroll
-  for (int r = 0; r < kFewRows; ++r) acc[r].clear();
+  for (int r = 0; r < ROWS; ++r) acc[r].clear();
   for (int64_t p0 = p_begin; p0 < p_end; p0 += kFewStage) {
     const int cnt = int(p_end - p0 < kFewStage ? p_end - p0 : kFewStage);
     __syncthreads();  // the previous stage's indices are used up
@@ -566,17 +572,18 @@ __global__ void __launch_bounds__(kFewThreads * kFewGroups) index_add_few_partia
     __syncthreads();
     if (!active) continue;
     const int q_end = min(cnt, (int(threadIdx.y) + 1) * kPart);
-    for (int q = threadIdx.y * kPart; q < q_end; q += 8) {
-      Raw<T, V> x[8];
+    constexpr int kRowsInFlight = sizeof(T) == 2 ? 8 : 4;  // 128 bytes per thread either way
+    for (int q = threadIdx.y * kPart; q < q_end; q += kRowsInFlight) {
+      Raw<T, V> x[kRowsInFlight];
 #pragma unroll
-      for (int j = 0; j < 8; ++j)
+      for (int j = 0; j < kRowsInFlight; ++j)
         if (q + j < q_end) load_raw<T, V>(x[j], src + (p0 + q + j) * row_size + c);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
+      for (int j = 0; j < kRowsInFlight; ++j) {
         if (q + j >= q_end) break;
         const int k = ks[q + j];  // the same for the whole thread row
 #pragma unroll
-        for (int r = 0; r < kFewRows; ++r)
+        for (int r = 0; r < ROWS; ++r)
           if (k == r) add_raw<T, V>(acc[r], x[j]);
       }
     }
@@ -587,7 +594,7 @@ __global__ void __launch_bounds__(kFewThreads * kFewGroups) index_add_few_partia
     __syncthreads();
     if (int(threadIdx.y) == y - 1 && active) {
 #pragma unroll
-      for (int r = 0; r < kFewRows; ++r)
+      for (int r = 0; r < ROWS; ++r)
         if (r < num_rows) {
 #pragma unroll
           for (int k = 0; k < V; ++k) hand[r * width + threadIdx.x * V + k] = acc[r].v[k];
@@ -596,7 +603,7 @@ __global__ void __launch_bounds__(kFewThreads * kFewGroups) index_add_few_partia
     __syncthreads();
     if (int(threadIdx.y) == y && active) {
 #pragma unroll
-      for (int r = 0; r < kFewRows; ++r)
+      for (int r = 0; r < ROWS; ++r)
         if (r < num_rows) {
 #pragma unroll
           for (int k = 0; k < V; ++k) acc[r].v[k] = hand[r * width + threadIdx.x * V + k] + acc[r].v[k];
@@ -605,15 +612,16 @@ __global__ void __launch_bounds__(kFewThreads * kFewGroups) index_add_few_partia
   }
   if (int(threadIdx.y) != int(blockDim.y) - 1 || !active) return;
 #pragma unroll
-  for (int r = 0; r < kFewRows; ++r)
+  for (int r = 0; r < ROWS; ++r)
     if (r < num_rows) store_cols<float, V>(partial + (b * num_rows + r) * row_size + c, acc[r]);
 }
 
 // Block (output row, column chunk), blockDim (kFinishThreads, kFinishRows): thread row y
-// sums chunks y, y + 8, ... in order, then the 8 row sums are added in row order.
+// sums chunks y, y + kFinishRows, ... in order, then the row sums are added pairwise.
 template <typename G, int V>
 __global__ void index_add_few_finish(G* out, const float* partial, int64_t chunks, int64_t row_size, int num_rows) {
   __shared__ float sm[kFinishRows][kFinishThreads * V];
+  pdl_wait();  // the partial rows are complete
   const int r = blockIdx.x;
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   const bool active = c < row_size;
@@ -637,12 +645,18 @@ __global__ void index_add_few_finish(G* out, const float* partial, int64_t chunk
   }
 #pragma unroll
   for (int k = 0; k < V; ++k) sm[threadIdx.y][threadIdx.x * V + k] = acc.v[k];
-  __syncthreads();
-  if (threadIdx.y != 0 || !active) return;
-  for (int y = 1; y < kFinishRows; ++y) {
+  // Pairwise: row y adds row y + h for h = kFinishRows / 2, ..., 2, 1 (a fixed order).
 #pragma unroll
-    for (int k = 0; k < V; ++k) acc.v[k] += sm[y][threadIdx.x * V + k];
+  for (int h = kFinishRows / 2; h > 0; h /= 2) {
+    __syncthreads();
+    if (int(threadIdx.y) < h) {
+#pragma unroll
+      for (int k = 0; k < V; ++k) acc.v[k] += sm[threadIdx.y + h][threadIdx.x * V + k];
+#pragma unroll
+      for (int k = 0; k < V; ++k) sm[threadIdx.y][threadIdx.x * V + k] = acc.v[k];
+    }
   }
+  if (threadIdx.y != 0 || !active) return;
   add_cols<G, V>(out + int64_t(r) * row_size + c, acc);
 }
 
@@ -684,24 +698,58 @@ void index_add_launch(G* out, float* partial, int* tickets, const T* src, const 
                                       n, row_size, num_rows));
 }
 
-// Positions per chunk of the few-rows path: kFewStage, more past kFewChunks chunks.
-inline int64_t few_chunk(int64_t n) { return std::max<int64_t>(kFewStage, ceil_div(n, kFewChunks)); }
+// Positions per chunk of the few-rows path: as many chunks as fill the GPU once (every
+// block resident, so no tail wave), at least 64 positions each and at most kFewChunks
+// chunks. The order of the sums depends on n and the GPU's SM count only.
+template <typename T, int V, int ROWS>
+int64_t few_chunk(int64_t n, int64_t row_size, int num_rows) {
+  const int threads = std::min(kFewThreads, column_threads<V>(row_size));
+  const int64_t col_chunks = ceil_div(ceil_div(row_size, V), threads);
+  static std::mutex mu;
+  static std::map<std::pair<int, int>, int> occupancy;  // (threads, rows) -> blocks per SM
+  int per_sm = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = occupancy.find({threads, num_rows});
+    if (it == occupancy.end()) {
+      const std::size_t hand = std::size_t(num_rows) * threads * V * sizeof(float);
+      MBERT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          &per_sm, index_add_few_partial<T, V, ROWS>, threads * kFewGroups, hand));
+      occupancy[{threads, num_rows}] = per_sm;
+    } else {
+      per_sm = it->second;
+    }
+  }
+  const int64_t wave = std::max<int64_t>(1, int64_t(sm_count()) * std::max(1, per_sm) / col_chunks);
+  return std::max<int64_t>({64, ceil_div(n, wave), ceil_div(n, kFewChunks)});
+}
 
-template <typename T, typename G, int V>
+template <typename T, typename G, int V, int ROWS>
 void index_add_few(G* out, float* partial, const T* src, const int* idx, int64_t n, int64_t row_size, int num_rows,
                    cudaStream_t st) {
-  const int64_t chunk = few_chunk(n), chunks = ceil_div(n, chunk);
+  const int64_t chunk = few_chunk<T, V, ROWS>(n, row_size, num_rows);
+  const int64_t chunks = ceil_div(n, chunk);
   const int threads = std::min(kFewThreads, column_threads<V>(row_size));
   const unsigned col_chunks = unsigned(ceil_div(ceil_div(row_size, V), threads));
   const std::size_t hand = std::size_t(num_rows) * threads * V * sizeof(float);
-  index_add_few_partial<T, V><<<dim3(unsigned(chunks), col_chunks, 1u), dim3(threads, kFewGroups, 1), hand, st>>>(
+  index_add_few_partial<T, V, ROWS>
+      <<<dim3(unsigned(chunks), col_chunks, 1u), dim3(threads, kFewGroups, 1), hand, st>>>(
       partial, src, idx, n, chunk, row_size, num_rows, device_error());
   MBERT_LAUNCH_CHECK();
-  const unsigned fin_chunks = unsigned(ceil_div(ceil_div(row_size, V), kFinishThreads));
-  index_add_few_finish<G, V>
-      <<<dim3(unsigned(num_rows), fin_chunks, 1u), dim3(kFinishThreads, kFinishRows, 1), 0, st>>>(out, partial, chunks,
-                                                                                                   row_size, num_rows);
-  MBERT_LAUNCH_CHECK();
+  // The finish kernel starts early (sm_90) and waits in pdl_wait for the partial rows.
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(num_rows), unsigned(ceil_div(ceil_div(row_size, V), kFinishThreads)), 1u);
+  cfg.blockDim = dim3(kFinishThreads, kFinishRows, 1u);
+  cfg.stream = st;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  static const bool pdl = pdl_ready(index_add_few_finish<G, V>);
+  cfg.numAttrs = pdl ? 1 : 0;
+  MBERT_CUDA_CHECK(
+      cudaLaunchKernelEx(&cfg, index_add_few_finish<G, V>, out, static_cast<const float*>(partial), chunks, row_size,
+                         num_rows));
 }
 
 template <typename T, typename G>
@@ -716,11 +764,15 @@ void index_add(G* out, const T* src, const int* idx, int64_t n, int64_t row_size
       MBERT_LAUNCH_CHECK();
       return;
     }
+    // Partial rows: at most kFewChunks per output row (see few_chunk).
+    const int64_t chunks = std::min<int64_t>(kFewChunks, ceil_div(n, 64));
     float* partial = static_cast<float*>(
-        alloc(align(std::size_t(ceil_div(n, few_chunk(n))) * std::size_t(num_rows) * std::size_t(row_size) * 4)));
+        alloc(align(std::size_t(chunks) * std::size_t(num_rows) * std::size_t(row_size) * sizeof(float))));
     try {
-      if (vec) index_add_few<T, G, 8>(out, partial, src, idx, n, row_size, int(num_rows), st);
-      else index_add_few<T, G, 1>(out, partial, src, idx, n, row_size, int(num_rows), st);
+      if (vec && num_rows <= 2) index_add_few<T, G, 8, 2>(out, partial, src, idx, n, row_size, int(num_rows), st);
+      else if (vec) index_add_few<T, G, 8, 4>(out, partial, src, idx, n, row_size, int(num_rows), st);
+      else if (num_rows <= 2) index_add_few<T, G, 1, 2>(out, partial, src, idx, n, row_size, int(num_rows), st);
+      else index_add_few<T, G, 1, 4>(out, partial, src, idx, n, row_size, int(num_rows), st);
     } catch (...) {
       free(partial);
       throw;
