@@ -153,13 +153,19 @@ for (const [lname, nOut, nIn] of linears) {
   add(
     "layernorm.fwd",
     "mem",
-    time(() => cu.layernormForward(BF16, out, mean, rstd, x, 0, 0, w, b, T, C, 1e-12)),
+    time(() => cu.layernormForward(BF16, out, mean, rstd, x, 0, 0, w, b, T, C, 1e-12, 0, 0, 0)),
     2 * tc + T * 8,
   );
   add(
     "layernorm.fwd+res",
     "mem",
-    time(() => cu.layernormForward(BF16, out, mean, rstd, x, res, resOut, w, b, T, C, 1e-12)),
+    time(() => cu.layernormForward(BF16, out, mean, rstd, x, res, resOut, w, b, T, C, 1e-12, 0, 0, 0)),
+    4 * tc + T * 8,
+  );
+  add(
+    "layernorm.fwd+res+dropout",
+    "mem",
+    time(() => cu.layernormForward(BF16, out, mean, rstd, x, res, resOut, w, b, T, C, 1e-12, 0.1, 7, 0)),
     4 * tc + T * 8,
   );
   add(

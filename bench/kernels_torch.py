@@ -44,6 +44,7 @@ def main() -> None:
         b = torch.randn(C, device=dev, dtype=bf) * 0.1
         out["layernorm.fwd"] = time(lambda: F.layer_norm(x, (C,), w, b, 1e-12))
         out["layernorm.fwd+res"] = time(lambda: F.layer_norm(x + res, (C,), w, b, 1e-12))
+        out["layernorm.fwd+res+dropout"] = time(lambda: F.layer_norm(F.dropout(x, 0.1) + res, (C,), w, b, 1e-12))
         _, mean, rstd = torch.ops.aten.native_layer_norm(x, [C], w, b, 1e-12)
         dy = torch.randn(T, C, device=dev, dtype=bf)
         out["layernorm.bwd"] = time(

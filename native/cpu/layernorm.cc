@@ -1,4 +1,6 @@
-// layernorm.cc — layernormForward (with fused residual add) and layernormBackward.
+// layernorm.cc — layernormForward (with fused residual add, and optionally the
+// dropout of x before it: h = dropout(x) + residual, with the dropout mask rule
+// of common/dropout.h and dropoutForward's rounding) and layernormBackward.
 // Accumulation: out, residualOut, mean, rstd, dx written `=`; dweight and dbias
 // `=` or `+=` by `accumulate`. Row statistics and parameter-gradient sums
 // accumulate in double, the latter over fixed blocks of rows (deterministic).
@@ -6,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "common/dropout.h"
 #include "cpu/cpu.h"
 
 namespace mbert {
@@ -15,13 +18,22 @@ namespace {
 // out: (rows, C)  x, residual, residualOut: (rows, C)  mean, rstd: (rows)  weight, bias: (C)
 template <typename T>
 void layernorm_forward(T* out, acc_t<T>* mean, acc_t<T>* rstd, const T* x, const T* residual, T* residual_out,
-                       const T* weight, const T* bias, int64_t rows, int64_t C, double eps) {
+                       const T* weight, const T* bias, int64_t rows, int64_t C, double eps, const DropoutMask& m) {
   using A = acc_t<T>;
+  const A scale = m.on() ? m.template scale<A>() : A(1);
+  // x dropped out as dropoutForward stores it (rounded to T).
+  auto xin = [&](const T* xr, int64_t r, int64_t c) -> T {
+    if (!m.on()) return xr[c];
+    return m.keep(r * C + c) ? T(A(xr[c]) * scale) : T(A(0));
+  };
   parallel_for(rows, std::max<int64_t>(1, 2048 / std::max<int64_t>(1, C)), [&](int64_t lo, int64_t hi) {
     std::vector<A> h(static_cast<std::size_t>(C));
     for (int64_t r = lo; r < hi; ++r) {
       const T* xr = x + r * C;
-      for (int64_t c = 0; c < C; ++c) h[c] = residual ? A(T(A(xr[c]) + A(residual[r * C + c]))) : A(xr[c]);
+      for (int64_t c = 0; c < C; ++c) {
+        const T xv = xin(xr, r, c);
+        h[c] = residual ? A(T(A(xv) + A(residual[r * C + c]))) : A(xv);
+      }
       if (residual && residual_out) {
         for (int64_t c = 0; c < C; ++c) residual_out[r * C + c] = T(h[c]);
       }
@@ -99,21 +111,26 @@ void layernorm_backward(T* dx, G* dweight, G* dbias, const T* dy, const T* x, co
   }
 }
 
-// layernormForward(dtype, out, mean, rstd, x, residual, residualOut, weight, bias, rows, C, eps)
+// layernormForward(dtype, out, mean, rstd, x, residual, residualOut, weight, bias, rows, C, eps,
+//                  dropoutP, dropoutSeed, dropoutOffset)
 Napi::Value layernorm_forward_js(const Napi::CallbackInfo& info) {
-  Args a(info, "layernormForward", 12);
+  Args a(info, "layernormForward", 15);
   DType dt = a.dtype(0);
   int64_t rows = a.size(9, "rows"), C = a.size(10, "C");
   double eps = a.f64(11);
   MBERT_CHECK(eps >= 0, "layernormForward: eps must be >= 0, got ", eps);
+  const DropoutMask m = dropout_mask_args(a, 12);
   DType st = dt == DType::F64 ? DType::F64 : DType::F32;
   int64_t n = rows * C;
   MBERT_CPU_DISPATCH_FLOAT("layernormForward", dt, {
     using A = acc_t<T>;
+    T* residual_out = buf<T>(a, 6, dt, n, "residualOut", false);
+    MBERT_CHECK(!m.on() || (a.ptr(5) && residual_out), "layernormForward: dropout needs residual and residualOut ",
+                "(h = dropout(x) + residual is what backward reads)");
     layernorm_forward<T>(buf<T>(a, 1, dt, n, "out"), buf<A>(a, 2, st, rows, "mean", false),
                          buf<A>(a, 3, st, rows, "rstd", false), buf<T>(a, 4, dt, n, "x"),
-                         buf<T>(a, 5, dt, n, "residual", false), buf<T>(a, 6, dt, n, "residualOut", false),
-                         buf<T>(a, 7, dt, C, "weight", false), buf<T>(a, 8, dt, C, "bias", false), rows, C, eps);
+                         buf<T>(a, 5, dt, n, "residual", false), residual_out, buf<T>(a, 7, dt, C, "weight", false),
+                         buf<T>(a, 8, dt, C, "bias", false), rows, C, eps, m);
   });
   return info.Env().Undefined();
 }

@@ -1,5 +1,6 @@
-// layernorm.cu — layernormForward (with the fused residual add) and
-// layernormBackward. Activations (out, residualOut, mean, rstd, dx) are
+// layernorm.cu — layernormForward (with the fused residual add, and optionally the
+// dropout of x before it: h = dropout(x) + residual, the mask and rounding of
+// dropoutForward) and layernormBackward. Activations (out, residualOut, mean, rstd, dx) are
 // written with `=`; parameter gradients dweight, dbias (C) with `=` or `+=` by
 // `accumulate`. Accumulation: fp32; row statistics in two passes over the
 // row (mean, then sum of squared deviations); parameter gradients are summed
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "cuda/dropout.cuh"
 #include "cuda/kernel_util.cuh"
 
 namespace mbert {
@@ -27,7 +29,7 @@ constexpr int kBwdBlocksPerSm = 4;  // resident backward blocks per SM (launch b
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32) layernorm_forward_cached(
     T* out, float* mean, float* rstd, const T* x, const T* residual, T* residual_out, const T* weight,
-    const T* bias, int64_t rows, int C, float eps) {
+    const T* bias, int64_t rows, int C, float eps, DropoutMask m, float scale) {
   constexpr int N = Vec<T>::N;
   constexpr int MAXV = kPerLane / N;
   const int lane = threadIdx.x & 31;
@@ -42,6 +44,7 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_forward_cached(
     const int v = j * 32 + lane;
     if (v < nv) {
       Vec<T> xv = load_vec_cs(x + base + v * N);
+      if (m.on()) dropout_elems<T, N>(xv.v, m, base + v * N, scale);
       if (residual) {
         const Vec<T> rv = load_vec_cs(residual + base + v * N);
 #pragma unroll
@@ -93,14 +96,15 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_forward_cached(
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32) layernorm_forward_generic(
     T* out, float* mean, float* rstd, const T* x, const T* residual, T* residual_out, const T* weight,
-    const T* bias, int64_t rows, int C, float eps) {
+    const T* bias, int64_t rows, int C, float eps, DropoutMask m, float scale) {
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (row >= rows) return;
   const int64_t base = row * C;
   auto h_at = [&](int c) {
-    if (!residual) return to_f<T>(x[base + c]);
-    return to_f<T>(from_f<T>(to_f<T>(x[base + c]) + to_f<T>(residual[base + c])));
+    const T xv = m.on() ? dropout_at(x[base + c], m, base + c, scale) : x[base + c];
+    if (!residual) return to_f<T>(xv);
+    return to_f<T>(from_f<T>(to_f<T>(xv) + to_f<T>(residual[base + c])));
   };
   float sum = 0.f;
   for (int c = lane; c < C; c += 32) {
@@ -321,15 +325,17 @@ bool cached_ok(int C, std::initializer_list<const void*> ptrs) {
 
 template <typename T>
 void layernorm_forward(T* out, float* mean, float* rstd, const T* x, const T* residual, T* residual_out,
-                       const T* weight, const T* bias, int64_t rows, int C, float eps, cudaStream_t st) {
+                       const T* weight, const T* bias, int64_t rows, int C, float eps, const DropoutMask& m,
+                       cudaStream_t st) {
   if (rows == 0) return;
   const unsigned grid = unsigned(ceil_div(rows, kWarps));
+  const float scale = m.on() ? m.scale<float>() : 1.f;
   if (cached_ok<T>(C, {out, x, residual, residual_out, weight, bias}))
     layernorm_forward_cached<T><<<grid, kWarps * 32, 0, st>>>(out, mean, rstd, x, residual, residual_out, weight, bias,
-                                                              rows, C, eps);
+                                                              rows, C, eps, m, scale);
   else
     layernorm_forward_generic<T><<<grid, kWarps * 32, 0, st>>>(out, mean, rstd, x, residual, residual_out, weight,
-                                                               bias, rows, C, eps);
+                                                               bias, rows, C, eps, m, scale);
   MBERT_LAUNCH_CHECK();
 }
 
@@ -389,13 +395,15 @@ void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy
 
 // ---- wrappers -----------------------------------------------------------------------
 
-// layernormForward(dtype, out, mean, rstd, x, residual, residualOut, weight, bias, rows, C, eps)
+// layernormForward(dtype, out, mean, rstd, x, residual, residualOut, weight, bias, rows, C, eps,
+//                  dropoutP, dropoutSeed, dropoutOffset)
 Napi::Value layernorm_forward_js(const Napi::CallbackInfo& info) {
-  Args a(info, "layernormForward", 12);
+  Args a(info, "layernormForward", 15);
   const DType dt = float_dtype(a, 0);
   const int64_t rows = a.size(9, "rows"), C = a.size(10, "C");
   const double eps = a.f64(11);
   MBERT_CHECK(C <= INT32_MAX, "cuda.layernormForward: C too large");
+  const DropoutMask m = dropout_mask_args(a, 12);
   const int64_t n = rows * C;
   void* out = dbuf(a, 1, dt, n, "out");
   float* mean = dbuf<float>(a, 2, DType::F32, rows, "mean", false);
@@ -403,12 +411,14 @@ Napi::Value layernorm_forward_js(const Napi::CallbackInfo& info) {
   const void* x = dbuf(a, 4, dt, n, "x");
   const void* residual = dbuf(a, 5, dt, n, "residual", false);
   void* residual_out = residual ? dbuf(a, 6, dt, n, "residualOut", false) : nullptr;
+  MBERT_CHECK(!m.on() || (residual && residual_out), "cuda.layernormForward: dropout needs residual and residualOut ",
+              "(h = dropout(x) + residual is what backward reads)");
   const void* weight = dbuf(a, 7, dt, C, "weight", false);
   const void* bias = dbuf(a, 8, dt, C, "bias", false);
   MBERT_CUDA_DISPATCH(dt, layernorm_forward<T>(static_cast<T*>(out), mean, rstd, static_cast<const T*>(x),
                                                static_cast<const T*>(residual), static_cast<T*>(residual_out),
                                                static_cast<const T*>(weight), static_cast<const T*>(bias), rows,
-                                               int(C), float(eps), stream()));
+                                               int(C), float(eps), m, stream()));
   return undefined(a);
 }
 

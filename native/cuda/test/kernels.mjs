@@ -660,7 +660,11 @@ if (want("layernorm"))
           [5, 3000],
           [64, 100],
         ]) {
-      for (const withRes of [false, true]) {
+      for (const [withRes, drop] of [
+        [false, 0],
+        [true, 0],
+        [true, 0.1],
+      ]) {
         const n = rows * C;
         const x = input(dt, randnArr(n, 1, 0.5));
         const res = withRes ? input(dt, randnArr(n)) : null;
@@ -673,7 +677,7 @@ if (want("layernorm"))
         const bufs = [x, w, bi, out, mean, rstd, ...(withRes ? [res, resOut] : [])];
         const r = check(
           "layernormFwd",
-          `${rows}x${C}${withRes ? " +res" : ""}`,
+          `${rows}x${C}${withRes ? " +res" : ""}${drop ? " +dropout" : ""}`,
           dt,
           "layernormForward",
           (B) => [
@@ -689,6 +693,9 @@ if (want("layernorm"))
             rows,
             C,
             1e-5,
+            drop,
+            drop ? 5 : 0,
+            drop ? 12 : 0,
           ],
           bufs,
         );
@@ -1162,7 +1169,7 @@ function runtimeChecks() {
   {
     let threw = "";
     try {
-      cu.layernormForward(1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1e-5);
+      cu.layernormForward(1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1e-5, 0, 0, 0);
     } catch (e) {
       threw = String(e.message);
     }

@@ -217,6 +217,9 @@ export interface BackendKernels {
    * out(rows, C) = (h - mean) * rstd * weight + bias, with h = x + residual
    * when `residual` is given (then h is also written to `residualOut`, which may
    * be 0 to skip). mean, rstd: (rows) stat dtype. weight, bias: (C) in dtype.
+   * With dropoutP > 0, h = dropout(x) + residual: x dropped out exactly as
+   * dropoutForward(x, p, seed, offset) stores it (then residual and residualOut
+   * are required); dropoutP = 0 ignores seed and offset.
    */
   layernormForward(
     dtype: DTypeCode,
@@ -231,6 +234,9 @@ export interface BackendKernels {
     rows: number,
     C: number,
     eps: number,
+    dropoutP: number,
+    dropoutSeed: number,
+    dropoutOffset: number,
   ): void;
   /**
    * dx(rows, C) = gradient w.r.t. h (the normalized input). dweight, dbias (C)

@@ -181,6 +181,9 @@ describe("softmax / layernorm / geglu", () => {
           rows,
           C,
           1e-5,
+          0,
+          0,
+          0,
         );
         const h = asStored(
           dt,
@@ -222,6 +225,49 @@ describe("softmax / layernorm / geglu", () => {
         expect(relErr(download(dt, db, C), dbRef)).toBeLessThan(tol(dt) * 10);
       });
     }
+    it(`layernorm with dropout equals dropoutForward then layernorm dtype=${dt}`, () => {
+      const r = rng(91 + dt);
+      for (const [rows, C] of [
+        [5, 7],
+        [3, 64],
+      ] as const) {
+        const n = rows * C;
+        const x = upload(dt, asStored(dt, randn(n, r)));
+        const res = upload(dt, asStored(dt, randn(n, r)));
+        const w = upload(dt, asStored(dt, randn(C, r)));
+        const b = upload(dt, asStored(dt, randn(C, r)));
+        const [p, seed, offset] = [0.3, 1234, 77];
+        const run = (fused: boolean) => {
+          const out = poisoned(dt, n);
+          const h = poisoned(dt, n);
+          const mean = poisoned(dt, rows);
+          const rstd = poisoned(dt, rows);
+          if (fused) {
+            cpu.layernormForward(dt, out, mean, rstd, x, res, h, w, b, rows, C, 1e-5, p, seed, offset);
+          } else {
+            const xd = poisoned(dt, n);
+            cpu.dropoutForward(dt, xd, x, n, p, seed, offset);
+            cpu.layernormForward(dt, out, mean, rstd, xd, res, h, w, b, rows, C, 1e-5, 0, 0, 0);
+          }
+          return [
+            download(dt, out, n),
+            download(dt, h, n),
+            download(dt, mean, rows),
+            download(dt, rstd, rows),
+          ];
+        };
+        const fused = run(true);
+        expect(fused).toEqual(run(false));
+        expect(fused[1]!.some((v, i) => v === download(dt, res, n)[i])).toBe(true); // some elements dropped
+      }
+      const out = poisoned(dt, 4);
+      expect(() =>
+        cpu.layernormForward(dt, out, 0, 0, upload(dt, [1, 2, 3, 4]), 0, 0, 0, 0, 1, 4, 1e-5, 0.1, 1, 0),
+      ).toThrow(/dropout needs residual and residualOut/);
+      expect(() =>
+        cpu.layernormForward(dt, out, 0, 0, upload(dt, [1, 2, 3, 4]), 0, 0, 0, 0, 1, 4, 1e-5, 1, 1, 0),
+      ).toThrow(/dropout p must be in \[0, 1\)/);
+    });
     it(`geglu dtype=${dt}`, () => {
       const r = rng(77 + dt);
       for (const [rows, I] of [

@@ -129,8 +129,14 @@ export class DenseResidualNorm extends nn.Module {
   }
 
   // out: (N, C)  h: (N, inFeatures)  residual: (N, C)
+  // The dropout runs inside the LayerNorm kernel (same mask and generator draw).
   forward(h: Tensor, residual: Tensor): Tensor {
-    return this.LayerNorm.forward(this.dropout.forward(this.dense.forward(h)), residual);
+    const d = this.dropout;
+    return this.LayerNorm.forward(this.dense.forward(h), residual, {
+      dropout: d.p,
+      training: d.training,
+      generator: d.generator,
+    });
   }
 }
 

@@ -234,6 +234,22 @@ const cases: Case[] = [
     fn: ([x]) => F.geglu(x!, { dropout: 0.1, generator: new Generator(43, 4321) }),
   },
   {
+    op: "layerNorm+residual + fused dropout p=0.1",
+    inputs: [
+      { shape: [300, 768] },
+      { shape: [768], scale: 0.2, shift: 1 },
+      { shape: [768] },
+      { shape: [300, 768] },
+    ],
+    fn: ([x, w, b, r]) =>
+      F.layerNorm(x!, w!, b!, 1e-12, r, { dropout: 0.1, generator: new Generator(45, 77) }),
+  },
+  {
+    op: "layerNorm+residual + fused dropout, odd C",
+    inputs: [{ shape: [9, 13] }, { shape: [13] }, { shape: [13] }, { shape: [9, 13] }],
+    fn: ([x, w, b, r]) => F.layerNorm(x!, w!, b!, 1e-5, r, { dropout: 0.5, generator: new Generator(46, 5) }),
+  },
+  {
     op: "geglu + fused dropout, odd I",
     inputs: [{ shape: [3, 2 * 7] }],
     fn: ([x]) => F.geglu(x!, { dropout: 0.5, generator: new Generator(44, 3) }),

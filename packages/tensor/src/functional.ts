@@ -57,6 +57,7 @@ export {
   to,
   type CrossEntropyOptions,
   type GegluOptions,
+  type LayerNormOptions,
 } from "./ops/nn.js";
 export {
   varlenAttention,

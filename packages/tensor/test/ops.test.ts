@@ -285,6 +285,48 @@ describe("gradients (float64 finite differences)", () => {
   });
 });
 
+describe("layerNorm with fused dropout", () => {
+  it("equals layerNorm(dropout(x) + residual): same bits, same gradients, same draw", () => {
+    tidy(() => {
+      for (const dtype of ["float32", "float64"] as const) {
+        const make = () => {
+          const x = rand64([7, 12], 201).castTo(dtype);
+          const r = rand64([7, 12], 202).castTo(dtype);
+          const w = rand64([12], 203).castTo(dtype);
+          const b = rand64([12], 204).castTo(dtype);
+          for (const t of [x, r, w, b]) t.requiresGrad = true;
+          return { x, r, w, b };
+        };
+        const a = make();
+        const c = make();
+        const g1 = new Generator(9, 3);
+        const g2 = new Generator(9, 3);
+        const fused = F.layerNorm(a.x, a.w, a.b, 1e-5, a.r, { dropout: 0.3, generator: g1 });
+        const split = F.layerNorm(F.dropout(c.x, 0.3, true, g2), c.w, c.b, 1e-5, c.r);
+        expect(Array.from(fused.data())).toEqual(Array.from(split.data()));
+        expect(g1.offset).toBe(g2.offset);
+        const up = rand64([7, 12], 205).castTo(dtype);
+        fused.mul(up).sum().backward();
+        split.mul(up).sum().backward();
+        for (const k of ["x", "r", "w", "b"] as const) {
+          expect(Array.from(a[k].grad!.data())).toEqual(Array.from(c[k].grad!.data()));
+        }
+        expect(Array.from(a.x.grad!.data()).some((v) => v === 0)).toBe(true); // dropped elements
+      }
+      const x = rand64([2, 4], 206);
+      const r = rand64([2, 4], 207);
+      const w = rand64([4], 208);
+      const b = rand64([4], 209);
+      const g = new Generator(1, 0);
+      const off = F.layerNorm(x, w, b, 1e-5, r, { dropout: 0.5, training: false, generator: g });
+      expect(off.data()).toEqual(F.layerNorm(x, w, b, 1e-5, r).data());
+      expect(g.offset).toBe(0);
+      expect(() => F.layerNorm(x, w, b, 1e-5, r, { dropout: 1 })).toThrow(RangeError);
+      expect(() => F.layerNorm(x, w, b, 1e-5, null, { dropout: 0.1 })).toThrow(/fused only with a residual/);
+    });
+  });
+});
+
 describe("creation", () => {
   it("arange, ones, fromArray", () => {
     tidy(() => {

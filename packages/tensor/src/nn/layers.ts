@@ -3,7 +3,7 @@
 import { full, normal, type RandomOptions } from "../creation.js";
 import type { DType, Device } from "../dtype.js";
 import { linear } from "../ops/matmul.js";
-import { dropout, layerNorm } from "../ops/nn.js";
+import { type LayerNormOptions, dropout, layerNorm } from "../ops/nn.js";
 import { embedding } from "../ops/rows.js";
 import { type Generator, defaultGenerator } from "../random.js";
 import type { Tensor } from "../tensor.js";
@@ -77,9 +77,12 @@ export class LayerNorm extends Module {
     initConstant(this.bias, 0);
   }
 
-  /** LayerNorm(x + residual) when a residual is given (fused). */
-  forward(x: Tensor, residual?: Tensor | null): Tensor {
-    return layerNorm(x, this.weight, this.bias, this.eps, residual);
+  /**
+   * LayerNorm(x + residual) when a residual is given (fused); with
+   * `opts.dropout`, LayerNorm(dropout(x) + residual) in the same pass.
+   */
+  forward(x: Tensor, residual?: Tensor | null, opts: LayerNormOptions = {}): Tensor {
+    return layerNorm(x, this.weight, this.bias, this.eps, residual, opts);
   }
 }
 

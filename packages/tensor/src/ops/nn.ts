@@ -33,10 +33,24 @@ export const softmax = (x: Tensor) => softmaxImpl(x, false);
 /** Log-softmax over the last axis. */
 export const logSoftmax = (x: Tensor) => softmaxImpl(x, true);
 
+export interface LayerNormOptions {
+  /**
+   * Dropout probability applied to x before the residual add, in the same
+   * kernel (default 0; needs a residual): h = dropout(x) + residual, equal to
+   * `layerNorm(dropout(x, p, training, generator), ..., residual)` with the
+   * same generator draw, without the extra pass over x.
+   */
+  dropout?: number;
+  /** Whether dropout applies (default true, as `dropout`). */
+  training?: boolean;
+  generator?: Generator;
+}
+
 /**
  * LayerNorm over the last axis of h, where h = x + residual when a residual
- * is given (fused: one pass). weight, bias: (C). Statistics in fp32 (fp64
- * for float64 inputs) are saved for backward.
+ * is given (fused: one pass), or h = dropout(x) + residual with
+ * `opts.dropout`. weight, bias: (C). Statistics in fp32 (fp64 for float64
+ * inputs) are saved for backward.
  */
 export function layerNorm(
   x: Tensor,
@@ -44,6 +58,7 @@ export function layerNorm(
   bias: Tensor,
   eps = 1e-12,
   residual?: Tensor | null,
+  opts: LayerNormOptions = {},
 ): Tensor {
   checkInputs("layerNorm", [x, weight, bias], { sameDType: false });
   if (residual) checkInputs("layerNorm", [x, residual]);
@@ -57,8 +72,18 @@ export function layerNorm(
   if (residual && !sameShape(residual.shape, x.shape)) {
     throw new ShapeError(`layerNorm: residual has shape ${fmt(residual.shape)}, input has ${fmt(x.shape)}`);
   }
+  const p = opts.dropout ?? 0;
+  if (!(p >= 0 && p < 1)) throw new RangeError(`layerNorm: dropout must be in [0, 1), got ${p}`);
+  const drop = (opts.training ?? true) && p > 0 ? p : 0;
+  if (drop > 0 && !residual) {
+    throw new ShapeError("layerNorm: dropout is fused only with a residual (use dropout(x) first otherwise)");
+  }
   const wc = weightFor("layerNorm", weight, x.dtype);
   const bc = weightFor("layerNorm", bias, x.dtype, "bias");
+  // The same generator draw as dropout(x): fused and separate runs give the same bits.
+  const generator = opts.generator ?? defaultGenerator;
+  const seed = drop > 0 ? generator.seed : 0;
+  const offset = drop > 0 ? generator.take(x.size) : 0;
   const rows = C === 0 ? 0 : x.size / C;
   const sd = statDType(x.dtype);
   const out = emptyOn(x.shape, x.dtype, x);
@@ -80,6 +105,9 @@ export function layerNorm(
         rows,
         C,
         eps,
+        drop,
+        seed,
+        offset,
       ),
     );
   }
@@ -114,7 +142,14 @@ export function layerNorm(
         for (const t of [dw, db])
           if (t?.size) launch("layerNorm backward", g, (k) => k.fill(code(t), t.ptr, t.size, 0));
       }
-      return [dx, dw, db, residual ? dx : null];
+      if (drop === 0) return [dx, dw, db, residual ? dx : null];
+      // h = dropout(x) + residual: x's gradient is dx through the same mask.
+      const dxIn = emptyOn(x.shape, x.dtype, g);
+      if (x.size > 0)
+        launch("layerNorm backward", g, (k) =>
+          k.dropoutBackward(code(x), dxIn.ptr, dx.ptr, x.size, drop, seed, offset),
+        );
+      return [dxIn, dw, db, dx];
     },
   );
   mean.dispose();
