@@ -171,9 +171,17 @@ for (const [lname, nOut, nIn] of linears) {
   add(
     "layernorm.bwd",
     "mem",
-    time(() => cu.layernormBackward(BF16, F32, dx, dw, db, dy, x, mean, rstd, w, T, C, true)),
+    time(() => cu.layernormBackward(BF16, F32, dx, dw, db, dy, x, mean, rstd, w, T, C, true, 0, 0, 0, 0)),
     3 * tc + T * 8,
   );
+  const dxd = cu.alloc(T * C * 2);
+  add(
+    "layernorm.bwd+dropout",
+    "mem",
+    time(() => cu.layernormBackward(BF16, F32, dx, dw, db, dy, x, mean, rstd, w, T, C, true, dxd, 0.1, 7, 0)),
+    4 * tc + T * 8,
+  );
+  cu.free(dxd);
   for (const p of [x, res, out, resOut, w, b, mean, rstd, dy, dx, dw, db]) cu.free(p);
 }
 {

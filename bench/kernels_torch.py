@@ -50,6 +50,13 @@ def main() -> None:
         out["layernorm.bwd"] = time(
             lambda: torch.ops.aten.native_layer_norm_backward(dy, x, [C], mean, rstd, w, b, [True, True, True])
         )
+        keep = torch.rand(T, C, device=dev) > 0.1
+
+        def bwd_and_dropout():
+            dx = torch.ops.aten.native_layer_norm_backward(dy, x, [C], mean, rstd, w, b, [True, True, True])[0]
+            return torch.ops.aten.native_dropout_backward(dx, keep, 1 / 0.9)
+
+        out["layernorm.bwd+dropout"] = time(bwd_and_dropout)
         del x, res, dy
 
         x = torch.randn(T, 2 * I, device=dev, dtype=bf)

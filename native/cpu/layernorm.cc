@@ -1,6 +1,7 @@
 // layernorm.cc — layernormForward (with fused residual add, and optionally the
 // dropout of x before it: h = dropout(x) + residual, with the dropout mask rule
-// of common/dropout.h and dropoutForward's rounding) and layernormBackward.
+// of common/dropout.h and dropoutForward's rounding) and layernormBackward
+// (optionally also x's gradient through that dropout).
 // Accumulation: out, residualOut, mean, rstd, dx written `=`; dweight and dbias
 // `=` or `+=` by `accumulate`. Row statistics and parameter-gradient sums
 // accumulate in double, the latter over fixed blocks of rows (deterministic).
@@ -135,12 +136,16 @@ Napi::Value layernorm_forward_js(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// layernormBackward(dtype, gradDtype, dx, dweight, dbias, dy, x, mean, rstd, weight, rows, C, accumulate)
+// layernormBackward(dtype, gradDtype, dx, dweight, dbias, dy, x, mean, rstd, weight, rows, C, accumulate,
+//                   dxDropout, dropoutP, dropoutSeed, dropoutOffset)
+// With dropoutP > 0, dxDropout also receives dx through x's dropout mask (h = dropout(x) +
+// residual), exactly as dropoutBackward(dx) would write it.
 Napi::Value layernorm_backward_js(const Napi::CallbackInfo& info) {
-  Args a(info, "layernormBackward", 13);
+  Args a(info, "layernormBackward", 17);
   DType dt = a.dtype(0), gdt = a.dtype(1);
   int64_t rows = a.size(10, "rows"), C = a.size(11, "C");
   bool accumulate = a.flag(12);
+  const DropoutMask m = dropout_mask_args(a, 14);
   DType st = dt == DType::F64 ? DType::F64 : DType::F32;
   int64_t n = rows * C;
   MBERT_CPU_DISPATCH_FLOAT("layernormBackward", dt, {
@@ -151,11 +156,22 @@ Napi::Value layernorm_backward_js(const Napi::CallbackInfo& info) {
     const A* mean = buf<A>(a, 7, st, rows, "mean");
     const A* rstd = buf<A>(a, 8, st, rows, "rstd");
     const T* weight = buf<T>(a, 9, dt, C, "weight", false);
+    T* dx_drop = m.on() ? buf<T>(a, 13, dt, n, "dxDropout") : nullptr;
     using TT = T;
     MBERT_CPU_DISPATCH_FLOAT("layernormBackward", gdt, {
       layernorm_backward<TT, T>(dx, buf<T>(a, 3, gdt, C, "dweight", false), buf<T>(a, 4, gdt, C, "dbias", false), dy,
                                 x, mean, rstd, weight, rows, C, accumulate);
     });
+    if (dx_drop) {
+      const A scale = m.template scale<A>();
+      parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
+        Philox4 r{};
+        for (int64_t i = lo; i < hi; ++i) {
+          if (i == lo || (i & 3) == 0) r = philox4x32_10(m.seed, m.offset + static_cast<uint64_t>(i >> 2));
+          dx_drop[i] = m.keep_word(r.w[i & 3]) ? T(A(dx[i]) * scale) : T(A(0));
+        }
+      });
+    }
   });
   return info.Env().Undefined();
 }

@@ -1,6 +1,7 @@
 // layernorm.cu — layernormForward (with the fused residual add, and optionally the
 // dropout of x before it: h = dropout(x) + residual, the mask and rounding of
-// dropoutForward) and layernormBackward. Activations (out, residualOut, mean, rstd, dx) are
+// dropoutForward) and layernormBackward (optionally also writing x's gradient
+// through that dropout, as dropoutBackward would from dx). Activations (out, residualOut, mean, rstd, dx) are
 // written with `=`; parameter gradients dweight, dbias (C) with `=` or `+=` by
 // `accumulate`. Accumulation: fp32; row statistics in two passes over the
 // row (mean, then sum of squared deviations); parameter gradients are summed
@@ -139,7 +140,7 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_forward_generic(
 template <typename T, int MAXV>
 __global__ void __launch_bounds__(kWarps * 32, MAXV <= 4 ? kBwdBlocksPerSm : 2) layernorm_backward_cached(
     T* dx, float* pw, float* pb, const T* dy, const T* x, const float* mean, const float* rstd, const T* weight,
-    int64_t rows, int C) {
+    int64_t rows, int C, T* dx_drop, DropoutMask m, float scale) {
   constexpr int N = Vec<T>::N;
   const int lane = threadIdx.x & 31;
   const int64_t warp = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
@@ -201,6 +202,10 @@ __global__ void __launch_bounds__(kWarps * 32, MAXV <= 4 ? kBwdBlocksPerSm : 2) 
           o.v[k] = from_f<T>(rs * (g - mg - xhat * mgx));
         }
         store_vec(dx + base + v * N, o);
+        if (dx_drop) {  // the gradient through h = dropout(x) + residual: dx by x's mask
+          dropout_elems<T, N>(o.v, m, base + v * N, scale);
+          store_vec(dx_drop + base + v * N, o);
+        }
       }
     }
   }
@@ -238,7 +243,7 @@ __global__ void __launch_bounds__(kWarps * 32, MAXV <= 4 ? kBwdBlocksPerSm : 2) 
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32) layernorm_backward_generic(
     T* dx, float* pw, float* pb, const T* dy, const T* x, const float* mean, const float* rstd, const T* weight,
-    int64_t rows, int C) {
+    int64_t rows, int C, T* dx_drop, DropoutMask m, float scale) {
   const int lane = threadIdx.x & 31;
   const int64_t warp = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   const int64_t nwarps = int64_t(gridDim.x) * kWarps;
@@ -268,7 +273,9 @@ __global__ void __launch_bounds__(kWarps * 32) layernorm_backward_generic(
     for (int c = lane; c < C; c += 32) {
       const float xh = (to_f<T>(x[base + c]) - mu) * rs;
       const float g = to_f<T>(dy[base + c]) * (weight ? to_f<T>(weight[c]) : 1.f);
-      dx[base + c] = from_f<T>(rs * (g - mg - xh * mgx));
+      const T d = from_f<T>(rs * (g - mg - xh * mgx));
+      dx[base + c] = d;
+      if (dx_drop) dx_drop[base + c] = dropout_at(d, m, base + c, scale);
     }
   }
 }
@@ -341,7 +348,9 @@ void layernorm_forward(T* out, float* mean, float* rstd, const T* x, const T* re
 
 template <typename T>
 void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy, const T* x, const float* mean,
-                        const float* rstd, const T* weight, int64_t rows, int C, bool accumulate, cudaStream_t st) {
+                        const float* rstd, const T* weight, int64_t rows, int C, bool accumulate, T* dx_drop,
+                        const DropoutMask& m, cudaStream_t st) {
+  const float scale = m.on() ? m.scale<float>() : 1.f;
   const bool params = (dweight || dbias) && C > 0;
   int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(ceil_div(rows, kWarps), int64_t(sm_count()) * kBwdBlocksPerSm));
   float* pw = nullptr;
@@ -355,7 +364,7 @@ void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy
     pb = pw + blocks * kWarps * C;
   }
   // The cached kernel writes one partial row per block, the generic one per warp.
-  const bool cached = cached_ok<T>(C, {dx, dy, x, weight});
+  const bool cached = cached_ok<T>(C, {dx, dy, x, weight, dx_drop});
   const int64_t nparts = cached ? blocks : blocks * kWarps;
   if (rows > 0 || params) {
     if (cached) {
@@ -364,7 +373,8 @@ void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy
       const int mv = int(ceil_div(C / Vec<T>::N, 32));
       auto launch = [&](auto maxv) {
         layernorm_backward_cached<T, decltype(maxv)::value>
-            <<<unsigned(blocks), kWarps * 32, smem, st>>>(dx, pw, pb, dy, x, mean, rstd, weight, rows, C);
+            <<<unsigned(blocks), kWarps * 32, smem, st>>>(dx, pw, pb, dy, x, mean, rstd, weight, rows, C, dx_drop,
+                                                          m, scale);
       };
       if (mv <= 1) launch(std::integral_constant<int, 1>{});
       else if (mv <= 2) launch(std::integral_constant<int, 2>{});
@@ -376,7 +386,7 @@ void layernorm_backward(DType gt, T* dx, void* dweight, void* dbias, const T* dy
       }
     } else {
       layernorm_backward_generic<T><<<unsigned(blocks), kWarps * 32, 0, st>>>(dx, pw, pb, dy, x, mean, rstd, weight,
-                                                                              rows, C);
+                                                                              rows, C, dx_drop, m, scale);
     }
     MBERT_LAUNCH_CHECK();
   }
@@ -422,14 +432,16 @@ Napi::Value layernorm_forward_js(const Napi::CallbackInfo& info) {
   return undefined(a);
 }
 
-// layernormBackward(dtype, gradDtype, dx, dweight, dbias, dy, x, mean, rstd, weight, rows, C, accumulate)
+// layernormBackward(dtype, gradDtype, dx, dweight, dbias, dy, x, mean, rstd, weight, rows, C, accumulate,
+//                   dxDropout, dropoutP, dropoutSeed, dropoutOffset)
 Napi::Value layernorm_backward_js(const Napi::CallbackInfo& info) {
-  Args a(info, "layernormBackward", 13);
+  Args a(info, "layernormBackward", 17);
   const DType dt = float_dtype(a, 0);
   const DType gt = float_dtype(a, 1);
   const int64_t rows = a.size(10, "rows"), C = a.size(11, "C");
   const bool accumulate = a.flag(12);
   MBERT_CHECK(C <= INT32_MAX, "cuda.layernormBackward: C too large");
+  const DropoutMask m = dropout_mask_args(a, 14);
   const int64_t n = rows * C;
   void* dx = dbuf(a, 2, dt, n, "dx");
   void* dweight = dbuf(a, 3, gt, C, "dweight", false);
@@ -439,9 +451,10 @@ Napi::Value layernorm_backward_js(const Napi::CallbackInfo& info) {
   const float* mean = dbuf<float>(a, 7, DType::F32, rows, "mean");
   const float* rstd = dbuf<float>(a, 8, DType::F32, rows, "rstd");
   const void* weight = dbuf(a, 9, dt, C, "weight", false);
+  void* dx_drop = m.on() ? dbuf(a, 13, dt, n, "dxDropout") : nullptr;
   MBERT_CUDA_DISPATCH(dt, layernorm_backward<T>(gt, static_cast<T*>(dx), dweight, dbias, static_cast<const T*>(dy),
                                                 static_cast<const T*>(x), mean, rstd, static_cast<const T*>(weight),
-                                                rows, int(C), accumulate, stream()));
+                                                rows, int(C), accumulate, static_cast<T*>(dx_drop), m, stream()));
   return undefined(a);
 }
 

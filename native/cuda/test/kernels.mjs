@@ -706,12 +706,18 @@ if (want("layernorm"))
         const rstdIn = input(F32, r.ref.get(rstd));
         const dy = input(dt, randnArr(n));
         const dx = named(output(dt, n), "dx");
-        for (const acc of [false, true]) {
+        // acc: accumulate the parameter gradients; drop: also dx through a dropout mask.
+        for (const [acc, drop] of [
+          [false, 0],
+          [true, 0],
+          [false, 0.1],
+        ]) {
           const dw = named(inout(F32, randnArr(C)), "dweight", 1e-3);
           const db = named(inout(F32, randnArr(C)), "dbias", 1e-3);
+          const dxd = drop ? named(output(dt, n), "dxDropout") : null;
           check(
             "layernormBwd",
-            `${rows}x${C} acc=${acc}`,
+            `${rows}x${C} acc=${acc}${drop ? " +dropout" : ""}`,
             dt,
             "layernormBackward",
             (B) => [
@@ -728,8 +734,12 @@ if (want("layernorm"))
               rows,
               C,
               acc,
+              B.p(dxd),
+              drop,
+              drop ? 9 : 0,
+              drop ? 4 : 0,
             ],
-            [xin, meanIn, rstdIn, w, dy, dx, dw, db],
+            [xin, meanIn, rstdIn, w, dy, dx, dw, db, ...(dxd ? [dxd] : [])],
           );
         }
       }

@@ -241,6 +241,9 @@ export interface BackendKernels {
   /**
    * dx(rows, C) = gradient w.r.t. h (the normalized input). dweight, dbias (C)
    * in gradDtype, (+)= by `accumulate`; either may be 0 to skip. `x` is h.
+   * With dropoutP > 0 (h = dropout(x') + residual in the forward),
+   * dxDropout(rows, C) also receives the gradient w.r.t. x': dx through the
+   * same mask, exactly as dropoutBackward(dx, p, seed, offset) writes it.
    */
   layernormBackward(
     dtype: DTypeCode,
@@ -256,6 +259,10 @@ export interface BackendKernels {
     rows: number,
     C: number,
     accumulate: boolean,
+    dxDropout: Ptr,
+    dropoutP: number,
+    dropoutSeed: number,
+    dropoutOffset: number,
   ): void;
 
   // ---- GeGLU ---------------------------------------------------------------------

@@ -213,7 +213,25 @@ describe("softmax / layernorm / geglu", () => {
         const dx = poisoned(dt, rows * C);
         const dw = upload(dt, new Array(C).fill(1));
         const db = poisoned(dt, C);
-        cpu.layernormBackward(dt, dt, dx, dw, db, upload(dt, dy), hOut, mean, rstd, wp, rows, C, true);
+        cpu.layernormBackward(
+          dt,
+          dt,
+          dx,
+          dw,
+          db,
+          upload(dt, dy),
+          hOut,
+          mean,
+          rstd,
+          wp,
+          rows,
+          C,
+          true,
+          0,
+          0,
+          0,
+          0,
+        );
         expect(relErr(download(dt, dx, rows * C), dxRef)).toBeLessThan(tol(dt) * 100);
         expect(
           relErr(
@@ -221,7 +239,25 @@ describe("softmax / layernorm / geglu", () => {
             dwRef.map((v) => v + 1),
           ),
         ).toBeLessThan(tol(dt) * 10);
-        cpu.layernormBackward(dt, dt, dx, 0, db, upload(dt, dy), hOut, mean, rstd, wp, rows, C, false);
+        cpu.layernormBackward(
+          dt,
+          dt,
+          dx,
+          0,
+          db,
+          upload(dt, dy),
+          hOut,
+          mean,
+          rstd,
+          wp,
+          rows,
+          C,
+          false,
+          0,
+          0,
+          0,
+          0,
+        );
         expect(relErr(download(dt, db, C), dbRef)).toBeLessThan(tol(dt) * 10);
       });
     }
@@ -259,6 +295,17 @@ describe("softmax / layernorm / geglu", () => {
         const fused = run(true);
         expect(fused).toEqual(run(false));
         expect(fused[1]!.some((v, i) => v === download(dt, res, n)[i])).toBe(true); // some elements dropped
+        // Backward: dxDropout equals dropoutBackward(dx).
+        const h = upload(dt, fused[1]!);
+        const mean = upload(dt, fused[2]!);
+        const rstd = upload(dt, fused[3]!);
+        const dy = upload(dt, asStored(dt, randn(n, r)));
+        const dx = poisoned(dt, n);
+        const dxd = poisoned(dt, n);
+        cpu.layernormBackward(dt, dt, dx, 0, 0, dy, h, mean, rstd, w, rows, C, false, dxd, p, seed, offset);
+        const dref = poisoned(dt, n);
+        cpu.dropoutBackward(dt, dref, dx, n, p, seed, offset);
+        expect(download(dt, dxd, n)).toEqual(download(dt, dref, n));
       }
       const out = poisoned(dt, 4);
       expect(() =>

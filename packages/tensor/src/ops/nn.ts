@@ -118,6 +118,8 @@ export function layerNorm(
     [h, mean, rstd, wc],
     (g, [hs, ms, rs, ws]) => {
       const dx = emptyOn(x.shape, x.dtype, g);
+      // h = dropout(x) + residual: x's gradient is dx through the same mask, written in the same pass.
+      const dxIn = drop > 0 ? emptyOn(x.shape, x.dtype, g) : null;
       const dw = weight.requiresGrad ? emptyOn(weight.shape, weight.dtype, g) : null;
       const db = bias.requiresGrad ? emptyOn(bias.shape, bias.dtype, g) : null;
       if (x.size > 0) {
@@ -136,20 +138,17 @@ export function layerNorm(
             rows,
             C,
             false,
+            dxIn ? dxIn.ptr : 0,
+            drop,
+            seed,
+            offset,
           ),
         );
       } else {
         for (const t of [dw, db])
           if (t?.size) launch("layerNorm backward", g, (k) => k.fill(code(t), t.ptr, t.size, 0));
       }
-      if (drop === 0) return [dx, dw, db, residual ? dx : null];
-      // h = dropout(x) + residual: x's gradient is dx through the same mask.
-      const dxIn = emptyOn(x.shape, x.dtype, g);
-      if (x.size > 0)
-        launch("layerNorm backward", g, (k) =>
-          k.dropoutBackward(code(x), dxIn.ptr, dx.ptr, x.size, drop, seed, offset),
-        );
-      return [dxIn, dw, db, dx];
+      return dxIn ? [dxIn, dw, db, dx] : [dx, dw, db, residual ? dx : null];
     },
   );
   mean.dispose();
