@@ -112,6 +112,15 @@ for (const [lname, nOut, nIn] of linears) {
     time(() => cu.matmul(BF16, BF16, y, x, w, 1, T, nOut, nIn, false, true, 1, 0, 0, 0, 0)),
     flops,
   );
+  // the same with the layer's bias, added in cuBLASLt's epilogue (torch: F.linear)
+  const bias = randBuf(BF16, nOut, 0.1);
+  add(
+    `${lname}.fwd+bias`,
+    "gemm",
+    time(() => cu.matmul(BF16, BF16, y, x, w, 1, T, nOut, nIn, false, true, 1, 0, 0, 0, 0, bias)),
+    flops,
+  );
+  cu.free(bias);
   // dX(T, in) = dy(T, out) @ W(out, in)
   add(
     `${lname}.dX`,

@@ -31,6 +31,8 @@ def main() -> None:
             w = torch.randn(n_out, n_in, device=dev, dtype=bf) * 0.02
             dy = torch.randn(T, n_out, device=dev, dtype=bf)
             out[f"{name}.fwd"] = time(lambda: torch.matmul(x, w.t()))
+            bias = torch.randn(n_out, device=dev, dtype=bf) * 0.1
+            out[f"{name}.fwd+bias"] = time(lambda: F.linear(x, w, bias))
             out[f"{name}.dX"] = time(lambda: torch.matmul(dy, w))
             out[f"{name}.dW"] = time(lambda: torch.matmul(dy.t(), x))
             # fp32 accumulation of a bf16 product has no single torch.matmul call;

@@ -1,6 +1,6 @@
 // matmul.cc — batched GEMM: out[b] = alpha * op(A[b]) @ op(B[b]) + beta * out[b]
-// (row-major; op = optional transpose; batch strides may be 0). beta = 0 never
-// reads out. Accumulation: `=` (beta = 0) or `+= beta * out` as the caller asks.
+// (+ bias(N) on every row, when given) (row-major; op = optional transpose; batch
+// strides may be 0). beta = 0 never reads out. Accumulation: `=` (beta = 0) or `+= beta * out` as the caller asks.
 // float32 (and bfloat16, converted to float32 while packing) accumulate in
 // float32; float64 in float64.
 //
@@ -191,8 +191,11 @@ void matmul(Tout* out, const Tin* a, const Tin* b, int64_t batch, int64_t M, int
 }
 
 // matmul(dtype, outDtype, out, a, b, batch, M, N, K, transA, transB, alpha, beta, strideA, strideB, strideOut)
+// matmul(dtype, outDtype, out, a, b, batch, M, N, K, transA, transB, alpha, beta, strideA, strideB,
+//        strideOut[, bias])  bias: (N) in outDtype, added to every row of every out[b] after the product.
 Napi::Value matmul_js(const Napi::CallbackInfo& info) {
-  Args a(info, "matmul", 16);
+  Args a(info, "matmul");
+  MBERT_CHECK(a.count() == 16 || a.count() == 17, "matmul: expected 16 or 17 arguments, got ", a.count());
   DType dt = a.dtype(0), odt = a.dtype(1);
   int64_t batch = a.size(5, "batch"), M = a.size(6, "M"), N = a.size(7, "N"), K = a.size(8, "K");
   bool ta = a.flag(9), tb = a.flag(10);
@@ -222,6 +225,22 @@ Napi::Value matmul_js(const Napi::CallbackInfo& info) {
     else run(bf16{}, bf16{});
   } else {
     bad_dtype("matmul", dt, "float32, float64, bfloat16");
+  }
+  if (a.count() == 17 && !empty) {
+    MBERT_CPU_DISPATCH_FLOAT("matmul", odt, {
+      using C = acc_t<T>;
+      const T* bias = buf<T>(a, 16, odt, N, "bias", false);
+      if (bias) {
+        T* out = buf<T>(a, 2, odt, nO, "out");
+        const int64_t rows = batch * M;
+        parallel_for(rows, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, N)), [&](int64_t lo, int64_t hi) {
+          for (int64_t r = lo; r < hi; ++r) {
+            T* o = out + (r / M) * so + (r % M) * N;
+            for (int64_t c = 0; c < N; ++c) o[c] = T(C(o[c]) + C(bias[c]));
+          }
+        });
+      }
+    });
   }
   return info.Env().Undefined();
 }

@@ -3,6 +3,7 @@
 //   biasGrad: dbias(cols) (+)= sum over rows of dy(rows, cols); parameter
 //             gradient, `accumulate` selects += so microbatches add up.
 // Accumulation: fp32; biasGrad is a deterministic column sum (reduce.h).
+#include "cuda/bias.h"
 #include "cuda/kernel_util.cuh"
 #include "cuda/reduce.h"
 
@@ -37,14 +38,7 @@ Napi::Value add_bias_js(const Napi::CallbackInfo& info) {
   const int64_t rows = a.size(3, "rows"), cols = a.size(4, "cols");
   void* out = dbuf(a, 1, dt, rows * cols, "out");
   const void* bias = dbuf(a, 2, dt, cols, "bias");
-  if (rows * cols == 0) return undefined(a);
-  MBERT_CUDA_DISPATCH(dt, {
-    const bool vec = cols % Vec<T>::N == 0 && aligned16(out) && aligned16(bias);
-    const int64_t work = vec ? rows * cols / Vec<T>::N : rows * cols;
-    add_bias_kernel<T><<<grid_for(work, 256), 256, 0, stream()>>>(static_cast<T*>(out), static_cast<const T*>(bias),
-                                                                   rows, cols, vec);
-  });
-  MBERT_LAUNCH_CHECK();
+  add_bias(dt, out, bias, rows, cols);
   return undefined(a);
 }
 
@@ -61,6 +55,17 @@ Napi::Value bias_grad_js(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+void add_bias(DType dt, void* out, const void* bias, int64_t rows, int64_t cols) {
+  if (rows * cols == 0) return;
+  MBERT_CUDA_DISPATCH(dt, {
+    const bool vec = cols % Vec<T>::N == 0 && aligned16(out) && aligned16(bias);
+    const int64_t work = vec ? rows * cols / Vec<T>::N : rows * cols;
+    add_bias_kernel<T><<<grid_for(work, 256), 256, 0, stream()>>>(static_cast<T*>(out), static_cast<const T*>(bias),
+                                                                   rows, cols, vec);
+  });
+  MBERT_LAUNCH_CHECK();
+}
 
 MBERT_EXPORT(cuda, addBias, add_bias_js);
 MBERT_EXPORT(cuda, biasGrad, bias_grad_js);

@@ -173,7 +173,9 @@ export interface BackendKernels {
    * (K, N), or (N, K) when transB. `strideA/B/Out` are elements between
    * batches (0 broadcasts). A and B have `dtype`; out has `outDtype` (on CUDA
    * bf16 inputs may write float32 or bf16; accumulation is always fp32).
-   * beta = 0 never reads out.
+   * beta = 0 never reads out. `bias` (N elements of outDtype; 0 or absent:
+   * none) is added to every row of every out[b]: on CUDA inside cuBLASLt's
+   * epilogue (to the fp32 accumulator, one rounding) when batch = 1.
    */
   matmul(
     dtype: DTypeCode,
@@ -192,6 +194,7 @@ export interface BackendKernels {
     strideA: number,
     strideB: number,
     strideOut: number,
+    bias?: Ptr,
   ): void;
   /** out(rows, cols) += bias(cols), in place. */
   addBias(dtype: DTypeCode, out: Ptr, bias: Ptr, rows: number, cols: number): void;

@@ -639,6 +639,39 @@ describe("randomness and dropout (Philox4x32-10)", () => {
   }
 });
 
+describe("matmul with a bias", () => {
+  for (const dt of FLOATS) {
+    it(`equals matmul then addBias dtype=${dt}`, () => {
+      const r = rng(31 + dt);
+      for (const [batch, M, N, K] of [
+        [1, 5, 7, 3],
+        [3, 4, 6, 5],
+        [1, 2, 3, 0],
+      ] as const) {
+        const a = upload(dt, asStored(dt, randn(batch * M * K, r)));
+        const b = upload(dt, asStored(dt, randn(K * N, r)));
+        const bias = upload(dt, asStored(dt, randn(N, r)));
+        const n = batch * M * N;
+        const fused = poisoned(dt, n);
+        cpu.matmul(dt, dt, fused, a, b, batch, M, N, K, false, false, 1, 0, M * K, 0, M * N, bias);
+        const split = poisoned(dt, n);
+        cpu.matmul(dt, dt, split, a, b, batch, M, N, K, false, false, 1, 0, M * K, 0, M * N);
+        cpu.addBias(dt, split, bias, batch * M, N);
+        expect(download(dt, fused, n)).toEqual(download(dt, split, n));
+        const none = poisoned(dt, n);
+        cpu.matmul(dt, dt, none, a, b, batch, M, N, K, false, false, 1, 0, M * K, 0, M * N, 0);
+        const plain = poisoned(dt, n);
+        cpu.matmul(dt, dt, plain, a, b, batch, M, N, K, false, false, 1, 0, M * K, 0, M * N);
+        expect(download(dt, none, n)).toEqual(download(dt, plain, n));
+      }
+      const a = upload(dt, [1, 2]);
+      const raw = cpu.matmul as unknown as (...args: unknown[]) => void;
+      const args = [dt, dt, poisoned(dt, 1), a, a, 1, 1, 1, 2, false, false, 1, 0, 0, 0, 0, 0, 2];
+      expect(() => raw(...args)).toThrow(/expected 16 or 17 arguments, got 18/);
+    });
+  }
+});
+
 describe("adamw", () => {
   for (const dt of FLOATS) {
     it(`matches the formula over 3 steps dtype=${dt}`, () => {

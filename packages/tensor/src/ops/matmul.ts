@@ -18,6 +18,8 @@ interface GemmArgs {
   strideA: number;
   strideB: number;
   beta?: number;
+  /** (N) in out's dtype, added to every row (in the GEMM's epilogue on cuda). */
+  bias?: Tensor | null;
 }
 
 /** Raw GEMM launch: out = op(a) @ op(b) (+ beta * out). */
@@ -25,6 +27,8 @@ export function gemm(op: string, g: GemmArgs): void {
   if (g.out.size === 0) return;
   if (g.K === 0) {
     if (!g.beta) launch(op, g.out, (k) => k.fill(code(g.out), g.out.ptr, g.out.size, 0));
+    const bias = g.bias;
+    if (bias) launch(op, g.out, (k) => k.addBias(code(g.out), g.out.ptr, bias.ptr, g.out.size / g.N, g.N));
     return;
   }
   launch(op, g.a, (k) =>
@@ -45,6 +49,7 @@ export function gemm(op: string, g: GemmArgs): void {
       g.strideA,
       g.strideB,
       g.M * g.N,
+      g.bias ? g.bias.ptr : 0,
     ),
   );
 }
@@ -214,8 +219,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     transB: true,
     strideA: 0,
     strideB: 0,
+    bias: bc,
   });
-  if (bc && out.size > 0) launch("linear", x, (k) => k.addBias(code(x), out.ptr, bc.ptr, rows, outF));
   // The weight gradient is written in the weight's own dtype (fp32 master weights).
   record("linear", out, [x, weight, bias ?? null], [x, wc], (g, [xs, ws]) => {
     let gx: Tensor | null = null;
