@@ -84,6 +84,17 @@ function main(): void {
   }
   cuda.synchronize();
   const wallMs = (performance.now() - h0) / steps;
+  // The host's own cost of a step: enqueue one step onto an idle GPU (its uploads
+  // then never wait for a free pinned slot), the median of five.
+  const idleHost: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    cuda.synchronize();
+    const t0 = performance.now();
+    step(batches[i % 4]!);
+    idleHost.push(performance.now() - t0);
+  }
+  cuda.synchronize();
+  const hostOwnMs = [...idleHost].sort((a, b) => a - b)[2]!;
   const times: number[] = [];
   marks.forEach((m, i) => {
     const next = marks[i + 1];
@@ -111,7 +122,7 @@ function main(): void {
   );
   const n = steps;
   console.log(
-    `phases (mean ms): forward ${(phases.forward / n).toFixed(2)}  backward ${(phases.backward / n).toFixed(2)}  optimizer ${(phases.optimizer / n).toFixed(2)}  host enqueue ${(hostMs.reduce((a, b) => a + b, 0) / n).toFixed(2)}  wall ${wallMs.toFixed(2)}`,
+    `phases (mean ms): forward ${(phases.forward / n).toFixed(2)}  backward ${(phases.backward / n).toFixed(2)}  optimizer ${(phases.optimizer / n).toFixed(2)}  host enqueue ${(hostMs.reduce((a, b) => a + b, 0) / n).toFixed(2)} (on an idle GPU ${hostOwnMs.toFixed(2)})  wall ${wallMs.toFixed(2)}`,
   );
   console.log("op                                   ms/step  launches");
   for (const [op, v] of opRows.slice(0, 25))
@@ -133,6 +144,7 @@ function main(): void {
       backward: phases.backward / n,
       optimizer: phases.optimizer / n,
       host: hostMs.reduce((a, b) => a + b, 0) / n,
+      host_idle_gpu: hostOwnMs,
     },
     ops_ms: Object.fromEntries(opRows.map(([k, v]) => [k, v.ms])),
     profiled_total_ms: profile.totalMs,
