@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cuda/kernel_util.cuh"
+#include "cuda/tensor_list.cuh"
 
 namespace mbert {
 namespace cuda {
@@ -29,11 +30,6 @@ namespace {
 
 struct AdamParams {
   float lr, b1, b2, eps, keep, gscale, bc1, bc2;
-};
-
-template <typename G>
-struct alignas(4 * sizeof(G)) Four {
-  G v[4];
 };
 
 __device__ __forceinline__ void adam_one(const AdamParams& h, float& p, float& m, float& v, float gr) {
@@ -122,18 +118,6 @@ __device__ __forceinline__ float clip_coef(const float* sumsq, float maxNorm) {
   if (!sumsq) return 1.f;
   const float norm = sqrtf(*sumsq);
   return isfinite(norm) && norm > maxNorm ? maxNorm / (norm + 1e-6f) : 1.f;
-}
-
-// Index of the last entry whose first vector is <= r.
-template <typename List>
-__device__ __forceinline__ int list_find(const List& t, long long r) {
-  int lo = 0, hi = t.count - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) >> 1;
-    if (t.e[mid].first <= r) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
 }
 
 template <typename G, typename P>

@@ -13,6 +13,7 @@
 
 #include "cuda/kernel_util.cuh"
 #include "cuda/reduce.h"
+#include "cuda/tensor_list.cuh"
 
 namespace mbert {
 namespace cuda {
@@ -312,23 +313,12 @@ struct SqList {
 static_assert(sizeof(SqList) < 32000, "kernel parameters are limited to 32 KiB");
 
 template <typename T>
-struct alignas(4 * sizeof(T)) Four {
-  T v[4];
-};
-
-template <typename T>
 __global__ void __launch_bounds__(kSqThreads) sum_squares_list_kernel(const __grid_constant__ SqList t, float* partial) {
   __shared__ float shared[32];
   const long long r0 = static_cast<long long>(blockIdx.x) * kSqChunk;
   const long long r1 = r0 + kSqChunk < t.total ? r0 + kSqChunk : t.total;
-  int lo = 0, hi = t.count - 1;  // last entry starting at or before r0
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) >> 1;
-    if (t.e[mid].first <= r0) lo = mid;
-    else hi = mid - 1;
-  }
   float acc = 0.f;
-  for (int ei = lo; ei < t.count && t.e[ei].first < r1; ++ei) {
+  for (int ei = list_find(t, r0); ei < t.count && t.e[ei].first < r1; ++ei) {
     const SqEntry& E = t.e[ei];
     const T* __restrict__ x = static_cast<const T*>(E.x);
     const long long n = E.n, nv = (n + 3) >> 2;
