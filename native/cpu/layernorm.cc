@@ -22,17 +22,21 @@ void layernorm_forward(T* out, acc_t<T>* mean, acc_t<T>* rstd, const T* x, const
                        const T* weight, const T* bias, int64_t rows, int64_t C, double eps, const DropoutMask& m) {
   using A = acc_t<T>;
   const A scale = m.on() ? m.template scale<A>() : A(1);
-  // x dropped out as dropoutForward stores it (rounded to T).
-  auto xin = [&](const T* xr, int64_t r, int64_t c) -> T {
+  // x dropped out as dropoutForward stores it (rounded to T); one Philox call per
+  // 4 elements, carried along the row in `word`.
+  auto xin = [&](const T* xr, int64_t r, int64_t c, Philox4& word) -> T {
     if (!m.on()) return xr[c];
-    return m.keep(r * C + c) ? T(A(xr[c]) * scale) : T(A(0));
+    const int64_t i = r * C + c;
+    if (c == 0 || (i & 3) == 0) word = philox4x32_10(m.seed, m.offset + static_cast<uint64_t>(i >> 2));
+    return m.keep_word(word.w[i & 3]) ? T(A(xr[c]) * scale) : T(A(0));
   };
   parallel_for(rows, std::max<int64_t>(1, 2048 / std::max<int64_t>(1, C)), [&](int64_t lo, int64_t hi) {
     std::vector<A> h(static_cast<std::size_t>(C));
     for (int64_t r = lo; r < hi; ++r) {
       const T* xr = x + r * C;
+      Philox4 word{};
       for (int64_t c = 0; c < C; ++c) {
-        const T xv = xin(xr, r, c);
+        const T xv = xin(xr, r, c, word);
         h[c] = residual ? A(T(A(xv) + A(residual[r * C + c]))) : A(xv);
       }
       if (residual && residual_out) {
