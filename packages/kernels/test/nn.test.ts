@@ -665,6 +665,10 @@ describe("matmul with a bias", () => {
         expect(download(dt, none, n)).toEqual(download(dt, plain, n));
       }
       const a = upload(dt, [1, 2]);
+      const small = upload(dt, [1]);
+      expect(() =>
+        cpu.matmul(dt, dt, poisoned(dt, 2), a, a, 1, 1, 2, 1, false, false, 1, 0, 0, 0, 0, small),
+      ).toThrow(/bias/);
       const raw = cpu.matmul as unknown as (...args: unknown[]) => void;
       const args = [dt, dt, poisoned(dt, 1), a, a, 1, 1, 1, 2, false, false, 1, 0, 0, 0, 0, 0, 2];
       expect(() => raw(...args)).toThrow(/expected 16 or 17 arguments, got 18/);
