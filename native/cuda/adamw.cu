@@ -40,7 +40,46 @@ __device__ __forceinline__ void adam_one(const AdamParams& h, float& p, float& m
   p -= h.lr / h.bc1 * m / (sqrtf(v / h.bc2) + h.eps);
 }
 
-// P: copy type (bf16 or float); copy may be null.
+// Vector i (elements 4i..4i+3) of one tensor, 16-byte fp32 accesses; all pointers
+// aligned for them. P: copy type (bf16 or float); copy may be null.
+template <typename G, typename P>
+__device__ __forceinline__ void adam_vec4(const AdamParams& h, float* __restrict__ param, const G* __restrict__ grad,
+                                          float* __restrict__ m, float* __restrict__ v, P* __restrict__ copy,
+                                          int64_t i) {
+  float4 p = __ldcs(reinterpret_cast<const float4*>(param) + i);
+  float4 mm = __ldcs(reinterpret_cast<const float4*>(m) + i);
+  float4 vv = __ldcs(reinterpret_cast<const float4*>(v) + i);
+  const Four<G> g = reinterpret_cast<const Four<G>*>(grad)[i];
+  adam_one(h, p.x, mm.x, vv.x, to_f<G>(g.v[0]));
+  adam_one(h, p.y, mm.y, vv.y, to_f<G>(g.v[1]));
+  adam_one(h, p.z, mm.z, vv.z, to_f<G>(g.v[2]));
+  adam_one(h, p.w, mm.w, vv.w, to_f<G>(g.v[3]));
+  __stcs(reinterpret_cast<float4*>(param) + i, p);
+  __stcs(reinterpret_cast<float4*>(m) + i, mm);
+  __stcs(reinterpret_cast<float4*>(v) + i, vv);
+  if (copy) {
+    Four<P> c;
+    c.v[0] = from_f<P>(p.x);
+    c.v[1] = from_f<P>(p.y);
+    c.v[2] = from_f<P>(p.z);
+    c.v[3] = from_f<P>(p.w);
+    reinterpret_cast<Four<P>*>(copy)[i] = c;
+  }
+}
+
+// Element j of one tensor.
+template <typename G, typename P>
+__device__ __forceinline__ void adam_elem(const AdamParams& h, float* __restrict__ param, const G* __restrict__ grad,
+                                          float* __restrict__ m, float* __restrict__ v, P* __restrict__ copy,
+                                          int64_t j) {
+  float p = param[j], mm = m[j], vv = v[j];
+  adam_one(h, p, mm, vv, to_f<G>(grad[j]));
+  param[j] = p;
+  m[j] = mm;
+  v[j] = vv;
+  if (copy) copy[j] = from_f<P>(p);
+}
+
 template <typename G, typename P>
 __global__ void adamw_kernel(float* param, const G* grad, float* m, float* v, P* copy, int64_t n, AdamParams h,
                              bool vec) {
@@ -48,37 +87,10 @@ __global__ void adamw_kernel(float* param, const G* grad, float* m, float* v, P*
   int64_t tail = 0;
   if (vec) {
     const int64_t n4 = n / 4;
-    for (int64_t i = tid; i < n4; i += stride) {
-      float4 p = __ldcs(reinterpret_cast<const float4*>(param) + i);
-      float4 mm = __ldcs(reinterpret_cast<const float4*>(m) + i);
-      float4 vv = __ldcs(reinterpret_cast<const float4*>(v) + i);
-      const Four<G> g = reinterpret_cast<const Four<G>*>(grad)[i];
-      adam_one(h, p.x, mm.x, vv.x, to_f<G>(g.v[0]));
-      adam_one(h, p.y, mm.y, vv.y, to_f<G>(g.v[1]));
-      adam_one(h, p.z, mm.z, vv.z, to_f<G>(g.v[2]));
-      adam_one(h, p.w, mm.w, vv.w, to_f<G>(g.v[3]));
-      __stcs(reinterpret_cast<float4*>(param) + i, p);
-      __stcs(reinterpret_cast<float4*>(m) + i, mm);
-      __stcs(reinterpret_cast<float4*>(v) + i, vv);
-      if (copy) {
-        Four<P> c;
-        c.v[0] = from_f<P>(p.x);
-        c.v[1] = from_f<P>(p.y);
-        c.v[2] = from_f<P>(p.z);
-        c.v[3] = from_f<P>(p.w);
-        reinterpret_cast<Four<P>*>(copy)[i] = c;
-      }
-    }
+    for (int64_t i = tid; i < n4; i += stride) adam_vec4(h, param, grad, m, v, copy, i);
     tail = n4 * 4;
   }
-  for (int64_t i = tail + tid; i < n; i += stride) {
-    float p = param[i], mm = m[i], vv = v[i];
-    adam_one(h, p, mm, vv, to_f<G>(grad[i]));
-    param[i] = p;
-    m[i] = mm;
-    v[i] = vv;
-    if (copy) copy[i] = from_f<P>(p);
-  }
+  for (int64_t i = tail + tid; i < n; i += stride) adam_elem(h, param, grad, m, v, copy, i);
 }
 
 template <typename G, typename P>
@@ -140,34 +152,9 @@ __global__ void __launch_bounds__(kListThreads) adamw_list_kernel(const __grid_c
     const long long b = (r1 < E.first + nv ? r1 : E.first + nv) - E.first;
     for (long long i = a + threadIdx.x; i < b; i += kListThreads) {
       if (E.vec && 4 * i + 4 <= n) {
-        float4 p = __ldcs(reinterpret_cast<const float4*>(param) + i);
-        float4 mm = __ldcs(reinterpret_cast<const float4*>(m) + i);
-        float4 vv = __ldcs(reinterpret_cast<const float4*>(v) + i);
-        const Four<G> g = reinterpret_cast<const Four<G>*>(grad)[i];
-        adam_one(h, p.x, mm.x, vv.x, to_f<G>(g.v[0]));
-        adam_one(h, p.y, mm.y, vv.y, to_f<G>(g.v[1]));
-        adam_one(h, p.z, mm.z, vv.z, to_f<G>(g.v[2]));
-        adam_one(h, p.w, mm.w, vv.w, to_f<G>(g.v[3]));
-        __stcs(reinterpret_cast<float4*>(param) + i, p);
-        __stcs(reinterpret_cast<float4*>(m) + i, mm);
-        __stcs(reinterpret_cast<float4*>(v) + i, vv);
-        if (copy) {
-          Four<P> c;
-          c.v[0] = from_f<P>(p.x);
-          c.v[1] = from_f<P>(p.y);
-          c.v[2] = from_f<P>(p.z);
-          c.v[3] = from_f<P>(p.w);
-          reinterpret_cast<Four<P>*>(copy)[i] = c;
-        }
+        adam_vec4(h, param, grad, m, v, copy, i);
       } else {
-        for (long long j = 4 * i; j < 4 * i + 4 && j < n; ++j) {
-          float p = param[j], mm = m[j], vv = v[j];
-          adam_one(h, p, mm, vv, to_f<G>(grad[j]));
-          param[j] = p;
-          m[j] = mm;
-          v[j] = vv;
-          if (copy) copy[j] = from_f<P>(p);
-        }
+        for (long long j = 4 * i; j < 4 * i + 4 && j < n; ++j) adam_elem(h, param, grad, m, v, copy, j);
       }
     }
   }
@@ -234,14 +221,7 @@ Napi::Value adamw_list_js(const Napi::CallbackInfo& info) {
   }
   for (std::size_t c0 = 0; c0 < entries.size(); c0 += kListMax) {
     AdamList t{};
-    t.count = static_cast<int>(std::min<std::size_t>(kListMax, entries.size() - c0));
-    long long total = 0;
-    for (int i = 0; i < t.count; ++i) {
-      t.e[i] = entries[c0 + i];
-      t.e[i].first = total;
-      total += (t.e[i].n + 3) / 4;
-    }
-    t.total = total;
+    fill_list(t, entries, c0, kListMax);
     const bool copyF32 = ct == DType::F32;
     if (gt == DType::BF16) {
       if (copyF32) adamw_list_launch<bf16, float>(t, b1, b2, eps, gscale, clip, maxNorm);

@@ -422,16 +422,9 @@ Napi::Value sum_squares_list_js(const Napi::CallbackInfo& info) {
   std::size_t blocks = 0;  // partials written so far
   for (std::size_t c0 = 0; c0 < entries.size(); c0 += kSqMax) {
     SqList t{};
-    t.count = static_cast<int>(std::min<std::size_t>(kSqMax, entries.size() - c0));
-    long long total = 0;
-    for (int i = 0; i < t.count; ++i) {
-      t.e[i] = entries[c0 + i];
-      t.e[i].first = total;
-      total += (t.e[i].n + 3) / 4;
-    }
-    t.total = total;
-    const std::size_t nb = static_cast<std::size_t>((total + kSqChunk - 1) / kSqChunk);
-    MBERT_CHECK(blocks + nb <= capacity, "cuda.sumSquaresList: ", total, " vectors are over the workspace's ",
+    fill_list(t, entries, c0, kSqMax);
+    const std::size_t nb = static_cast<std::size_t>((t.total + kSqChunk - 1) / kSqChunk);
+    MBERT_CHECK(blocks + nb <= capacity, "cuda.sumSquaresList: ", t.total, " vectors are over the workspace's ",
                 capacity, " partial sums");
     MBERT_CUDA_DISPATCH(dt, {
       sum_squares_list_kernel<T><<<static_cast<unsigned>(nb), kSqThreads, 0, stream()>>>(t, partial + blocks);

@@ -4,6 +4,10 @@
 // of vectors, finding the entry it starts in by binary search.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
 namespace mbert {
 namespace cuda {
 
@@ -24,6 +28,20 @@ __device__ __forceinline__ int list_find(const List& t, long long r) {
     else hi = mid - 1;
   }
   return lo;
+}
+
+// Host: fills table t (count, total, e[i] with e[i].first) with at most `max` of the
+// entries from entries[c0], numbering their 4-element vectors from 0.
+template <typename List, typename Entry>
+void fill_list(List& t, const std::vector<Entry>& entries, std::size_t c0, int max) {
+  t.count = static_cast<int>(std::min<std::size_t>(std::size_t(max), entries.size() - c0));
+  long long total = 0;
+  for (int i = 0; i < t.count; ++i) {
+    t.e[i] = entries[c0 + i];
+    t.e[i].first = total;
+    total += (t.e[i].n + 3) / 4;
+  }
+  t.total = total;
 }
 
 }  // namespace cuda
