@@ -672,6 +672,22 @@ bool pdl_ready(Kernel kernel) {
          cudaFuncGetAttributes(&fa, kernel) == cudaSuccess && fa.ptxVersion >= 90;
 }
 
+// Launches kernel(args...) on st; with pdl, as a programmatic dependent of the launch
+// before it (its blocks may be placed early and wait in pdl_wait).
+template <typename... Params, typename... Args>
+void launch_dependent(void (*kernel)(Params...), bool pdl, dim3 grid, dim3 block, cudaStream_t st, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.stream = st;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  MBERT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
+}
+
 // Threads per block over the columns of a row: at most 128 of 8 columns or 256 of one.
 template <int V>
 int column_threads(int64_t row_size) {
@@ -684,18 +700,9 @@ void index_add_launch(G* out, float* partial, int* tickets, const T* src, const 
   const int64_t tiles = ceil_div(n, kTile);
   const int threads = column_threads<V>(row_size);
   const unsigned chunks = unsigned(ceil_div(ceil_div(row_size, V), threads));
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(tiles), chunks, 1u);
-  cfg.blockDim = dim3(unsigned(threads), 1u, 1u);
-  cfg.stream = st;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
   static const bool pdl = pdl_ready(index_add_tiles<T, G, V, kGroup>);
-  cfg.numAttrs = pdl ? 1 : 0;
-  MBERT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, index_add_tiles<T, G, V, kGroup>, out, partial, tickets, src, keys, vals,
-                                      n, row_size, num_rows));
+  launch_dependent(index_add_tiles<T, G, V, kGroup>, pdl, dim3(unsigned(tiles), chunks, 1u), dim3(unsigned(threads)),
+                   st, out, partial, tickets, src, keys, vals, n, row_size, num_rows);
 }
 
 // Positions per chunk of the few-rows path: as many chunks as fill the GPU once (every
@@ -724,32 +731,36 @@ int64_t few_chunk(int64_t n, int64_t row_size, int num_rows) {
   return std::max<int64_t>({64, ceil_div(n, wave), ceil_div(n, kFewChunks)});
 }
 
+// Byte counts of scratch blocks, rounded up to 256.
+inline std::size_t align256(std::size_t bytes) { return (bytes + 255) & ~std::size_t(255); }
+
+// The partial rows (chunks x num_rows x row_size fp32) come from the caching allocator
+// and are freed after the launches (stream order keeps them valid).
 template <typename T, typename G, int V, int ROWS>
-void index_add_few(G* out, float* partial, const T* src, const int* idx, int64_t n, int64_t row_size, int num_rows,
-                   cudaStream_t st) {
+void index_add_few(G* out, const T* src, const int* idx, int64_t n, int64_t row_size, int num_rows, cudaStream_t st) {
   const int64_t chunk = few_chunk<T, V, ROWS>(n, row_size, num_rows);
   const int64_t chunks = ceil_div(n, chunk);
-  const int threads = std::min(kFewThreads, column_threads<V>(row_size));
-  const unsigned col_chunks = unsigned(ceil_div(ceil_div(row_size, V), threads));
-  const std::size_t hand = std::size_t(num_rows) * threads * V * sizeof(float);
-  index_add_few_partial<T, V, ROWS>
-      <<<dim3(unsigned(chunks), col_chunks, 1u), dim3(threads, kFewGroups, 1), hand, st>>>(
-      partial, src, idx, n, chunk, row_size, num_rows, device_error());
-  MBERT_LAUNCH_CHECK();
-  // The finish kernel starts early (sm_90) and waits in pdl_wait for the partial rows.
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(num_rows), unsigned(ceil_div(ceil_div(row_size, V), kFinishThreads)), 1u);
-  cfg.blockDim = dim3(kFinishThreads, kFinishRows, 1u);
-  cfg.stream = st;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  static const bool pdl = pdl_ready(index_add_few_finish<G, V>);
-  cfg.numAttrs = pdl ? 1 : 0;
-  MBERT_CUDA_CHECK(
-      cudaLaunchKernelEx(&cfg, index_add_few_finish<G, V>, out, static_cast<const float*>(partial), chunks, row_size,
-                         num_rows));
+  float* partial =
+      static_cast<float*>(alloc(align256(std::size_t(chunks) * std::size_t(num_rows) * std::size_t(row_size) * 4)));
+  try {
+    const int threads = std::min(kFewThreads, column_threads<V>(row_size));
+    const unsigned col_chunks = unsigned(ceil_div(ceil_div(row_size, V), threads));
+    const std::size_t hand = std::size_t(num_rows) * threads * V * sizeof(float);
+    index_add_few_partial<T, V, ROWS>
+        <<<dim3(unsigned(chunks), col_chunks, 1u), dim3(threads, kFewGroups, 1), hand, st>>>(
+        partial, src, idx, n, chunk, row_size, num_rows, device_error());
+    MBERT_LAUNCH_CHECK();
+    // The finish kernel starts early (sm_90) and waits in pdl_wait for the partial rows.
+    static const bool pdl = pdl_ready(index_add_few_finish<G, V>);
+    launch_dependent(index_add_few_finish<G, V>, pdl,
+                     dim3(unsigned(num_rows), unsigned(ceil_div(ceil_div(row_size, V), kFinishThreads)), 1u),
+                     dim3(kFinishThreads, kFinishRows, 1u), st, out, static_cast<const float*>(partial), chunks,
+                     row_size, num_rows);
+  } catch (...) {
+    free(partial);
+    throw;
+  }
+  free(partial);
 }
 
 template <typename T, typename G>
@@ -757,27 +768,16 @@ void index_add(G* out, const T* src, const int* idx, int64_t n, int64_t row_size
   if (n == 0 || row_size == 0) return;
   cudaStream_t st = stream();
   const bool vec = row_size % 8 == 0 && aligned16(out) && aligned16(src);
-  const auto align = [](std::size_t b) { return (b + 255) & ~std::size_t(255); };
   if (num_rows <= kFewRows) {  // token types: per-chunk row sums, no sort
     if (num_rows == 0) {  // every index is out of range
       index_add_prepare<<<grid_for(n, 256), 256, 0, st>>>(nullptr, nullptr, idx, n, num_rows, device_error());
       MBERT_LAUNCH_CHECK();
       return;
     }
-    // Partial rows: at most kFewChunks per output row (see few_chunk).
-    const int64_t chunks = std::min<int64_t>(kFewChunks, ceil_div(n, 64));
-    float* partial = static_cast<float*>(
-        alloc(align(std::size_t(chunks) * std::size_t(num_rows) * std::size_t(row_size) * sizeof(float))));
-    try {
-      if (vec && num_rows <= 2) index_add_few<T, G, 8, 2>(out, partial, src, idx, n, row_size, int(num_rows), st);
-      else if (vec) index_add_few<T, G, 8, 4>(out, partial, src, idx, n, row_size, int(num_rows), st);
-      else if (num_rows <= 2) index_add_few<T, G, 1, 2>(out, partial, src, idx, n, row_size, int(num_rows), st);
-      else index_add_few<T, G, 1, 4>(out, partial, src, idx, n, row_size, int(num_rows), st);
-    } catch (...) {
-      free(partial);
-      throw;
-    }
-    free(partial);
+    if (vec && num_rows <= 2) index_add_few<T, G, 8, 2>(out, src, idx, n, row_size, int(num_rows), st);
+    else if (vec) index_add_few<T, G, 8, 4>(out, src, idx, n, row_size, int(num_rows), st);
+    else if (num_rows <= 2) index_add_few<T, G, 1, 2>(out, src, idx, n, row_size, int(num_rows), st);
+    else index_add_few<T, G, 1, 4>(out, src, idx, n, row_size, int(num_rows), st);
     return;
   }
   int end_bit = 1;
@@ -795,9 +795,9 @@ void index_add(G* out, const T* src, const int* idx, int64_t n, int64_t row_size
                                                      static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
                                                      static_cast<int*>(nullptr), n, 0, end_bit, st));
   // Scratch from the caching allocator; freed at the end (stream order keeps it valid).
-  const std::size_t arrays = align(4 * std::size_t(n) * sizeof(int));
-  const std::size_t partial_bytes = align(2 * std::size_t(tiles) * std::size_t(row_size) * sizeof(float));
-  const std::size_t ticket_bytes = align(std::size_t(ticket_count) * sizeof(int));
+  const std::size_t arrays = align256(4 * std::size_t(n) * sizeof(int));
+  const std::size_t partial_bytes = align256(2 * std::size_t(tiles) * std::size_t(row_size) * sizeof(float));
+  const std::size_t ticket_bytes = align256(std::size_t(ticket_count) * sizeof(int));
   char* scratch = static_cast<char*>(alloc(arrays + partial_bytes + ticket_bytes + temp_bytes + 256));
   int* keys_in = reinterpret_cast<int*>(scratch);
   int* vals_in = keys_in + n;
