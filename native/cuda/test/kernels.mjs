@@ -528,93 +528,64 @@ const mmCases = small
       [128, 128, 64, false, true, 6, 128 * 64, 0, 128 * 128, 1, 0],
       [96, 80, 64, false, false, 5, 0, 64 * 80, 96 * 80, 1, 0],
     ];
+// One matmul case on both backends; withBias adds a bias of N (cuBLASLt's epilogue on
+// one product with N % 8 == 0; the bias kernel otherwise: a batch that does not fold
+// into one product, K = 0, other N).
+function checkMatmul(dt, outDt, [M, N, K, ta, tb, batch, sA, sB, sO, alpha, beta], withBias) {
+  const a = input(dt, randnArr((batch - 1) * sA + M * K));
+  const b = input(dt, randnArr((batch - 1) * sB + K * N));
+  const no = (batch - 1) * sO + M * N;
+  const out = beta !== 0 ? inout(outDt, randnArr(no)) : output(outDt, no);
+  const bias = withBias ? input(outDt, randnArr(N)) : null;
+  const tol = dt === BF16 ? (outDt === BF16 ? 1e-2 : 2e-3) : 1e-5;
+  check(
+    withBias ? "matmul+bias" : "matmul",
+    `${batch}x${M}x${N}x${K}${ta ? " tA" : ""}${tb ? " tB" : ""}${beta ? " b" : ""} ->${outDt === BF16 ? "bf16" : "f32"}`,
+    dt,
+    "matmul",
+    (B) => [
+      B.dt(dt),
+      B.dt(outDt),
+      B.p(out),
+      B.p(a),
+      B.p(b),
+      batch,
+      M,
+      N,
+      K,
+      ta,
+      tb,
+      alpha,
+      beta,
+      sA,
+      sB,
+      sO,
+      ...(bias ? [B.p(bias)] : []),
+    ],
+    [a, b, out, ...(bias ? [bias] : [])],
+    { tol },
+  );
+}
+
+// [M, N, K, transA, transB, batch, strideA, strideB, strideOut, alpha, beta]
+const mmBiasCases = small
+  ? [[7, 13, 33, false, true, 1, 0, 0, 0, 1, 0]]
+  : [
+      [1, 7, 5, false, true, 1, 0, 0, 0, 1, 0],
+      [4096, 2304, 768, false, true, 1, 0, 0, 0, 1, 0],
+      [257, 64, 32, false, true, 1, 0, 0, 0, 1, 0.5],
+      [333, 769, 96, false, true, 1, 0, 0, 0, 1, 0.5],
+      [64, 48, 40, false, false, 3, 64 * 40, 40 * 48, 64 * 48, 1, 0],
+      [5, 9, 0, false, true, 1, 0, 0, 0, 1, 0],
+    ];
 if (want("matmul"))
   for (const [dt, outDt] of [
     [BF16, BF16],
     [BF16, F32],
     [F32, F32],
   ]) {
-    for (const [M, N, K, ta, tb, batch, sA, sB, sO, alpha, beta] of mmCases) {
-      const na = (batch - 1) * sA + M * K;
-      const nb = (batch - 1) * sB + K * N;
-      const no = (batch - 1) * sO + M * N;
-      const a = input(dt, randnArr(na));
-      const b = input(dt, randnArr(nb));
-      const out = beta !== 0 ? inout(outDt, randnArr(no)) : output(outDt, no);
-      const tol = dt === BF16 ? (outDt === BF16 ? 1e-2 : 2e-3) : 1e-5;
-      check(
-        "matmul",
-        `${batch}x${M}x${N}x${K}${ta ? " tA" : ""}${tb ? " tB" : ""}${beta ? " b" : ""} ->${outDt === BF16 ? "bf16" : "f32"}`,
-        dt,
-        "matmul",
-        (B) => [
-          B.dt(dt),
-          B.dt(outDt),
-          B.p(out),
-          B.p(a),
-          B.p(b),
-          batch,
-          M,
-          N,
-          K,
-          ta,
-          tb,
-          alpha,
-          beta,
-          sA,
-          sB,
-          sO,
-        ],
-        [a, b, out],
-        { tol },
-      );
-    }
-    // With a bias (cuBLASLt's epilogue; a batch that does not fold into one
-    // product, or K = 0, adds it with the bias kernel instead).
-    for (const [M, N, K, tb, batch, sA, sB, sO, beta] of small
-      ? [[7, 13, 33, true, 1, 0, 0, 0, 0]]
-      : [
-          [1, 7, 5, true, 1, 0, 0, 0, 0],
-          [4096, 2304, 768, true, 1, 0, 0, 0, 0],
-          [257, 64, 32, true, 1, 0, 0, 0, 0.5],
-          [333, 769, 96, true, 1, 0, 0, 0, 0.5],
-          [64, 48, 40, false, 3, 64 * 40, 40 * 48, 64 * 48, 0],
-          [5, 9, 0, true, 1, 0, 0, 0, 0],
-        ]) {
-      const a = input(dt, randnArr((batch - 1) * sA + M * K));
-      const b = input(dt, randnArr((batch - 1) * sB + K * N));
-      const no = (batch - 1) * sO + M * N;
-      const out = beta !== 0 ? inout(outDt, randnArr(no)) : output(outDt, no);
-      const bias = input(outDt, randnArr(N));
-      const tol = dt === BF16 ? (outDt === BF16 ? 1e-2 : 2e-3) : 1e-5;
-      check(
-        "matmul+bias",
-        `${batch}x${M}x${N}x${K}${tb ? " tB" : ""}${beta ? " b" : ""} ->${outDt === BF16 ? "bf16" : "f32"}`,
-        dt,
-        "matmul",
-        (B) => [
-          B.dt(dt),
-          B.dt(outDt),
-          B.p(out),
-          B.p(a),
-          B.p(b),
-          batch,
-          M,
-          N,
-          K,
-          false,
-          tb,
-          1,
-          beta,
-          sA,
-          sB,
-          sO,
-          B.p(bias),
-        ],
-        [a, b, bias, out],
-        { tol },
-      );
-    }
+    for (const c of mmCases) checkMatmul(dt, outDt, c, false);
+    for (const c of mmBiasCases) checkMatmul(dt, outDt, c, true);
   }
 
 // addBias / biasGrad (odd cols, 1 row, C=768 at 32768 rows).
