@@ -213,25 +213,28 @@ describe("softmax / layernorm / geglu", () => {
         const dx = poisoned(dt, rows * C);
         const dw = upload(dt, new Array(C).fill(1));
         const db = poisoned(dt, C);
-        cpu.layernormBackward(
-          dt,
-          dt,
-          dx,
-          dw,
-          db,
-          upload(dt, dy),
-          hOut,
-          mean,
-          rstd,
-          wp,
-          rows,
-          C,
-          true,
-          0,
-          0,
-          0,
-          0,
-        );
+        // No dropout: dxDropout 0, p 0.
+        const backward = (dwp: number, accumulate: boolean) =>
+          cpu.layernormBackward(
+            dt,
+            dt,
+            dx,
+            dwp,
+            db,
+            upload(dt, dy),
+            hOut,
+            mean,
+            rstd,
+            wp,
+            rows,
+            C,
+            accumulate,
+            0,
+            0,
+            0,
+            0,
+          );
+        backward(dw, true);
         expect(relErr(download(dt, dx, rows * C), dxRef)).toBeLessThan(tol(dt) * 100);
         expect(
           relErr(
@@ -239,25 +242,7 @@ describe("softmax / layernorm / geglu", () => {
             dwRef.map((v) => v + 1),
           ),
         ).toBeLessThan(tol(dt) * 10);
-        cpu.layernormBackward(
-          dt,
-          dt,
-          dx,
-          0,
-          db,
-          upload(dt, dy),
-          hOut,
-          mean,
-          rstd,
-          wp,
-          rows,
-          C,
-          false,
-          0,
-          0,
-          0,
-          0,
-        );
+        backward(0, false);
         expect(relErr(download(dt, db, C), dbRef)).toBeLessThan(tol(dt) * 10);
       });
     }
@@ -294,7 +279,8 @@ describe("softmax / layernorm / geglu", () => {
         };
         const fused = run(true);
         expect(fused).toEqual(run(false));
-        expect(fused[1]!.some((v, i) => v === download(dt, res, n)[i])).toBe(true); // some elements dropped
+        const resv = download(dt, res, n);
+        expect(fused[1]!.some((v, i) => v === resv[i])).toBe(true); // some elements dropped (h = residual)
         // Backward: dxDropout equals dropoutBackward(dx).
         const h = upload(dt, fused[1]!);
         const mean = upload(dt, fused[2]!);
