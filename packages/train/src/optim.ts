@@ -20,10 +20,10 @@ import {
   type Tensor,
   backend,
   dtypeBytes,
+  empty,
   dtypeCode,
   UNARY,
   keep,
-  zeros,
   zerosLike,
 } from "@mbert/tensor";
 import { TrainerConfigError } from "./errors.js";
@@ -118,7 +118,7 @@ export function gradSumSquares(params: Iterable<Parameter>): Tensor | undefined 
     byDtype.set(g.dtype, list);
     list.push(g.ptr, g.size);
   }
-  const out = keep(zeros([1], { dtype: stat, device }));
+  const out = keep(empty([1], { dtype: stat, device })); // the first sum writes it with `=`
   let first = true;
   try {
     for (const [dtype, list] of byDtype) {
