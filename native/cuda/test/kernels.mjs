@@ -720,6 +720,26 @@ if (want("layernorm"))
           ],
           bufs,
         );
+        if (r && drop) {
+          // The GPU's statistics against its own h, which the looser bf16 tolerance
+          // above does not cover: mean and rstd of each row of residualOut, in double.
+          const h = r.gpu.get(resOut);
+          const gm = r.gpu.get(mean);
+          const gr = r.gpu.get(rstd);
+          const refMean = new Float64Array(rows);
+          const refRstd = new Float64Array(rows);
+          for (let i = 0; i < rows; ++i) {
+            let sum = 0;
+            for (let c = 0; c < C; ++c) sum += h[i * C + c];
+            const mu = sum / C;
+            let sq = 0;
+            for (let c = 0; c < C; ++c) sq += (h[i * C + c] - mu) ** 2;
+            refMean[i] = mu;
+            refRstd[i] = 1 / Math.sqrt(sq / C + 1e-5);
+          }
+          record("layernormFwd", `${rows}x${C} +res +dropout, own h`, dt, "mean", compare(gm, refMean), 1e-4);
+          record("layernormFwd", `${rows}x${C} +res +dropout, own h`, dt, "rstd", compare(gr, refRstd), 1e-4);
+        }
         if (!r || withRes) continue;
         // Backward with the reference statistics.
         const xin = x;
