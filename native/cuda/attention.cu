@@ -53,6 +53,8 @@ constexpr float kLn2 = 0.6931471805599453f;
 // Forward: NW warps of 16 query rows each (BR = 16*NW queries per CTA), key tiles of BC.
 constexpr int kFwdWarps = 4;
 constexpr int kFwdBC = 64;
+// On sm_90a, batches with a sequence longer than this take the wgmma forward for HS = 64.
+constexpr int kFwdShortMax = 128;
 // Backward: 8 warps of 16 keys each (BC = 128 keys per CTA); query tiles of BR = 32,
 // double-buffered.
 constexpr int kBwdWarps = 8;
@@ -648,6 +650,10 @@ void attention_forward(void* out, float* lse, const void* q, const void* k, cons
                        const int* cuSeqlens, int B, int T, int NH, int HS, int maxSeqlen, const float* slopes,
                        const float* keyBias, float scale, cudaStream_t stream) {
   if (B == 0 || T == 0) return;
+  if (HS == 64 && maxSeqlen > kFwdShortMax && attention_sm90_enabled()) {
+    attention_forward_sm90(out, lse, q, k, v, stride, cuSeqlens, B, T, NH, maxSeqlen, slopes, keyBias, scale, stream);
+    return;
+  }
   const AttnShape s{B, T, NH, HS, maxSeqlen, stride};
   auto* o = static_cast<bf16*>(out);
   auto* qq = static_cast<const bf16*>(q);

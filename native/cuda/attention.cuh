@@ -45,6 +45,12 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
                "r"(src_size));
 }
 
+// 4-byte global -> shared copy; valid == false writes 4 zero bytes instead.
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem, bool valid) {
+  int src_size = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(src_size));
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 
 template <int N>

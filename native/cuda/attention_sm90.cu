@@ -58,6 +58,7 @@ __global__ void sm90_probe_kernel(int* flag) { *flag = MBERT_WGMMA; }
 // below have empty bodies.
 #if MBERT_WGMMA
 constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
 
 // Rows [row0, row0 + ROWS) of one head (64 bf16 each, `stride` elements apart) into a
 // 128-byte-swizzled tile; rows at or past `nvalid` become zeros.
@@ -480,6 +481,278 @@ __global__ void __launch_bounds__(kShortThreads, 2)
 #endif
 }
 
+// ---- forward, sequences longer than 128 tokens --------------------------------------
+// One CTA per 128 queries of a (sequence, head): two consumer warpgroups of 64 query
+// rows each and one producer warpgroup. The producer streams 128-key K and V tiles (and the
+// raw key bias) through a two-stage cp.async pipeline on mbarriers; each consumer
+// warpgroup issues S_j = Q K_j^T (m64n128) together with O += P_{j-1} V_{j-1}, so the
+// softmax of tile j runs while the tensor cores finish tile j-1.
+constexpr int kFwdBR = 128, kFwdBC = 128, kFwdStages = 2;
+constexpr int kFwdConsumers = 256, kFwdThreads = kFwdConsumers + 128;
+constexpr int kKV = kFwdBC * 128;  // bytes of a 128-row swizzled tile
+// Barriers: query tile full / free, then per stage: K full, V full, stage free.
+enum { kBarQFull = 0, kBarQFree = 1, kBarKFull = 2, kBarVFull = 2 + kFwdStages, kBarFree = 2 + 2 * kFwdStages };
+constexpr size_t kFwdSmem =
+    1024 + 2 * kTile + 2 * kFwdStages * kKV + kFwdStages * kFwdBC * sizeof(float) + (kBarFree + kFwdStages) * 8;
+
+#if MBERT_WGMMA
+// Rows [row0, row0 + 128) of one head into a 128-byte-swizzled tile, by the 128
+// threads of a producer warpgroup (8 rows each, one 16-byte chunk column per thread);
+// rows at or past `nvalid` become zeros. Kept rolled: the producer runs on 24 registers.
+__device__ __forceinline__ void produce_tile(unsigned char* s, const bf16* g, int64_t stride, int row0, int nvalid,
+                                             int lt) {
+  const int ch = lt % 8;
+  int r = lt / 8;
+  const bf16* src = g + static_cast<int64_t>(row0 + r) * stride + ch * 8;
+  const int64_t step = 16 * stride;
+#pragma unroll 1
+  for (; r < 128; r += 16, src += step) {
+    const bool ok = r < nvalid;
+    cp_async16(s + wg::sw128(r, ch), ok ? src : g, ok);
+  }
+}
+
+// o += P V over 128 keys: P as four-register A fragments per k16, V read transposed.
+__device__ __forceinline__ void mma_pv_k128(float (&o)[32], const uint32_t (&p)[8][4], uint32_t v) {
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) wg::mma_rs_n64<1>(o, p[kk], wg::desc(v + kk * 2048, 16, 1024), 1);
+}
+#endif
+
+// KEY_BIAS: keyBias is read (a separate instance, so the common unbiased case keeps its
+// registers free of the bias values).
+template <bool KEY_BIAS>
+__global__ void __launch_bounds__(kFwdThreads, 1)
+    attention_forward_sm90_kernel(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q,
+                                  const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t stride,
+                                  const int* __restrict__ cuSeqlens, int T, int NH,
+                                  const float* __restrict__ slopes, const float* __restrict__ keyBias,
+                                  float scale) {
+#if MBERT_WGMMA
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* sQ = align1024(smem_raw);     // 128 rows: warpgroup w reads rows 64w..
+  unsigned char* sK = sQ + 2 * kTile;          // kFwdStages x 128 rows
+  unsigned char* sV = sK + kFwdStages * kKV;   // kFwdStages x 128 rows
+  float* sBias = reinterpret_cast<float*>(sV + kFwdStages * kKV);  // kFwdStages x 128 raw keyBias
+  const uint32_t bar0 = smem_addr(sBias + kFwdStages * kFwdBC);
+  auto bar = [bar0](int i) { return bar0 + 8u * i; };
+
+  const int b = blockIdx.z, h = blockIdx.y;
+  const SeqHead sh(cuSeqlens, b, h, NH, kHS);
+  const int start = sh.start, len = sh.len;
+  const int nQT = (len + kFwdBR - 1) / kFwdBR, nKT = (len + kFwdBC - 1) / kFwdBC;
+  if (static_cast<int>(blockIdx.x) >= nQT) return;  // the whole CTA, before any barrier
+  const int tid = threadIdx.x;
+  const int64_t headOff = sh.headOff, rowLen = sh.rowLen;
+  if (tid == 0) {
+    wg::mbar_init(bar(kBarQFull), 128);
+    wg::mbar_init(bar(kBarQFree), 8);
+    for (int st = 0; st < kFwdStages; ++st) {
+      wg::mbar_init(bar(kBarKFull + st), 128);
+      wg::mbar_init(bar(kBarVFull + st), 128);
+      wg::mbar_init(bar(kBarFree + st), 8);
+    }
+  }
+  __syncthreads();
+
+  // Warpgroup index, read through a shuffle so the compiler sees it is warp-uniform
+  // (a branch it cannot prove uniform makes it serialize the wgmma instructions).
+  const int wgi = __shfl_sync(0xffffffffu, tid / 128, 0);
+  if (wgi == kFwdConsumers / 128) {
+    // Producer warpgroup. `it` counts K/V tiles over all query tiles of this CTA;
+    // consumers count the same way, so stage and phase agree.
+    wg::regs_dec<24>();
+    const int lt = tid - kFwdConsumers;
+    const bf16* qb = sh.rows(q, stride);
+    const bf16* kb = sh.rows(k, stride);
+    const bf16* vb = sh.rows(v, stride);
+    int it = 0, n = 0;
+    for (int qt = blockIdx.x; qt < nQT; qt += gridDim.x, ++n) {
+      const int q0 = qt * kFwdBR;
+      if (n > 0) wg::mbar_wait(bar(kBarQFree), (n - 1) & 1);
+      produce_tile(sQ, qb, stride, q0, len - q0, lt);
+      wg::mbar_arrive_cp_async(bar(kBarQFull));
+      for (int j = 0; j < nKT; ++j, ++it) {
+        const int st = it % kFwdStages;
+        if (it >= kFwdStages) wg::mbar_wait(bar(kBarFree + st), (it / kFwdStages - 1) & 1);
+        const int k0 = j * kFwdBC;
+        produce_tile(sK + st * kKV, kb, stride, k0, len - k0, lt);
+        if (KEY_BIAS) {
+          for (int c = lt; c < kFwdBC; c += 128) {
+            const bool ok = k0 + c < len;
+            attn::cp_async4(sBias + st * kFwdBC + c, keyBias + start + (ok ? k0 + c : 0), ok);
+          }
+        }
+        wg::mbar_arrive_cp_async(bar(kBarKFull + st));
+        produce_tile(sV + st * kKV, vb, stride, k0, len - k0, lt);
+        wg::mbar_arrive_cp_async(bar(kBarVFull + st));
+      }
+    }
+    return;
+  }
+
+  // Consumer warpgroups.
+  wg::regs_inc<240>();
+  const int wt = tid % 128, warp = wt / 32, lane = tid % 32;
+  const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;  // scores live in the log2 domain
+  const float scale2 = scale * kLog2e;
+  unsigned char* sQw = sQ + wgi * kTile;  // this warpgroup's 64 query rows
+  const uint32_t aQ = smem_addr(sQw), aK = smem_addr(sK), aV = smem_addr(sV);
+  const int lr = warp * 16 + lane / 4;  // this thread's rows in the warpgroup: lr, lr + 8
+  int it = 0, n = 0;
+  for (int qt = blockIdx.x; qt < nQT; qt += gridDim.x, ++n) {
+    const int q0 = qt * kFwdBR + wgi * 64;  // first query of this warpgroup
+    const float qpos[2] = {static_cast<float>(q0 + lr), static_cast<float>(q0 + lr + 8)};
+    float o[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) o[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY};
+    float l[2] = {0.f, 0.f};
+    uint32_t p[8][4];
+    float sc[64];
+    float alpha[2];
+
+    // S_j = Q K_j^T into sc (issued, not waited for).
+    auto issue_s = [&](int st) {
+      wg::mbar_wait(bar(kBarKFull + st), (it / kFwdStages) & 1);
+      wg::fence_proxy_async();
+      wg::fence();
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        wg::mma_ss_n128<0, 0>(sc, wg::desc(aQ + kk * 32, 16, 1024), wg::desc(aK + st * kKV + kk * 32, 16, 1024),
+                              kk > 0);
+      }
+      wg::commit();
+    };
+    // O += P V of the previous tile (stage sp, tile counter it - 1).
+    auto issue_pv = [&](int sp) {
+      wg::mbar_wait(bar(kBarVFull + sp), ((it - 1) / kFwdStages) & 1);
+      wg::fence_proxy_async();
+      wg::fence();
+      mma_pv_k128(o, p, aV + sp * kKV);
+      wg::commit();
+    };
+    // Scale, ALiBi, key bias / mask of tile j, online softmax statistics (alpha: the
+    // factor for O and l), P in sc. Element (jb, e): row lr + 8 (e >> 1), key
+    // k0 + 8 jb + 2 (lane % 4) + (e & 1).
+    auto softmax = [&](int j, int st) {
+      // Written against this thread's first key c0 = k0 + 2 (lane % 4), so that every
+      // per-column term is an immediate (nothing column-wise stays live across tiles).
+      const int c0 = j * kFwdBC + (lane % 4) * 2;
+      const int lim = len - c0;  // columns at or past it are masked
+      const float* bias = sBias + st * kFwdBC + (lane % 4) * 2;
+      const float d[2] = {qpos[0] - static_cast<float>(c0), qpos[1] - static_cast<float>(c0)};
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int jb = 0; jb < 16; ++jb) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int c = jb * 8 + e;
+          const float kbias = c < lim ? (KEY_BIAS ? bias[c] * kLog2e : 0.f) : -INFINITY;
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            float& x = sc[4 * jb + 2 * half + e];
+            x = x * scale2 + kbias - slope2 * fabsf(d[half] - static_cast<float>(c));
+            mx[half] = fmaxf(mx[half], x);
+          }
+        }
+      }
+      float mUse[2];
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        mx[half] = fmaxf(mx[half], __shfl_xor_sync(0xffffffffu, mx[half], 1));
+        mx[half] = fmaxf(mx[half], __shfl_xor_sync(0xffffffffu, mx[half], 2));
+        const float mNew = fmaxf(m[half], mx[half]);
+        mUse[half] = mNew == -INFINITY ? 0.f : mNew;  // all masked so far: p = 0, no NaN
+        alpha[half] = exp2f(m[half] - mUse[half]);
+        m[half] = mNew;
+      }
+      float sum[2] = {0.f, 0.f};
+#pragma unroll
+      for (int i = 0; i < 64; ++i) {
+        const int half = (i >> 1) & 1;
+        sc[i] = exp2f(sc[i] - mUse[half]);
+        sum[half] += sc[i];
+      }
+      l[0] = l[0] * alpha[0] + sum[0];  // per-thread partials; the quad is summed at the end
+      l[1] = l[1] * alpha[1] + sum[1];
+    };
+    auto pack_p = [&]() {
+#pragma unroll
+      for (int kk = 0; kk < 8; ++kk) {
+        p[kk][0] = pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
+        p[kk][1] = pack_bf16(sc[8 * kk + 2], sc[8 * kk + 3]);
+        p[kk][2] = pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
+        p[kk][3] = pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
+      }
+    };
+    auto release = [&](int sp) {
+      __syncwarp();
+      if (lane == 0) wg::mbar_arrive(bar(kBarFree + sp));
+    };
+
+    wg::mbar_wait(bar(kBarQFull), n & 1);
+    // Tile 0: nothing to overlap with yet.
+    issue_s(it % kFwdStages);
+    wg::wait<0>();
+    wg::fence_regs(sc);
+    softmax(0, it % kFwdStages);
+    pack_p();
+    ++it;
+    for (int j = 1; j < nKT; ++j, ++it) {
+      const int st = it % kFwdStages, sp = (it - 1) % kFwdStages;
+      issue_s(st);
+      issue_pv(sp);
+      wg::wait<1>();  // S_j is in; P_{j-1} V_{j-1} may still run
+      wg::fence_regs(sc);
+      softmax(j, st);
+      wg::wait<0>();
+      wg::fence_regs(o);
+      release(sp);
+#pragma unroll
+      for (int i = 0; i < 32; ++i) o[i] *= alpha[(i >> 1) & 1];
+      pack_p();
+    }
+    // The last tile's P V.
+    issue_pv((it - 1) % kFwdStages);
+    wg::wait<0>();
+    wg::fence_regs(o);
+    release((it - 1) % kFwdStages);
+
+    // O / l and lse = ln(sum exp(score)); rows staged in this warpgroup's Q rows (its
+    // MMAs are done) for 16-byte stores.
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float sum = l[half];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      const int r = lr + half * 8;
+#pragma unroll
+      for (int jd = 0; jd < 8; ++jd) {
+        *reinterpret_cast<uint32_t*>(sQw + sw_elem(r, jd * 8 + (lane % 4) * 2)) =
+            pack_bf16(o[4 * jd + 2 * half] * inv, o[4 * jd + 2 * half + 1] * inv);
+      }
+      const int qi = q0 + r;
+      if (lane % 4 == 0 && qi < len) {
+        lse[static_cast<int64_t>(h) * T + start + qi] = sum > 0.f ? (m[half] + log2f(sum)) * kLn2 : INFINITY;
+      }
+    }
+    named_barrier(1 + wgi, 128);
+#pragma unroll
+    for (int c = wt; c < 64 * 8; c += 128) {
+      const int r = c / 8, ch = c % 8;
+      if (q0 + r < len) {
+        *reinterpret_cast<uint4*>(out + (static_cast<int64_t>(start) + q0 + r) * rowLen + headOff + ch * 8) =
+            *reinterpret_cast<const uint4*>(sQw + wg::sw128(r, ch));
+      }
+    }
+    __syncwarp();
+    if (lane == 0) wg::mbar_arrive(bar(kBarQFree));  // the producer may reload the Q rows
+  }
+#endif
+}
+
 template <typename Kernel>
 void set_smem(Kernel kernel, size_t bytes) {
   MBERT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
@@ -506,6 +779,23 @@ bool attention_sm90_enabled() {
     return ok && host == 1;
   }();
   return enabled;
+}
+
+void attention_forward_sm90(void* out, float* lse, const void* q, const void* k, const void* v, int64_t stride,
+                            const int* cuSeqlens, int B, int T, int NH, int maxSeqlen, const float* slopes,
+                            const float* keyBias, float scale, cudaStream_t stream) {
+  static const bool configured = [] {
+    set_smem(attention_forward_sm90_kernel<false>, kFwdSmem);
+    set_smem(attention_forward_sm90_kernel<true>, kFwdSmem);
+    return true;
+  }();
+  (void)configured;
+  const int tiles = std::max(1, (maxSeqlen + kFwdBR - 1) / kFwdBR);
+  auto kernel = keyBias ? attention_forward_sm90_kernel<true> : attention_forward_sm90_kernel<false>;
+  kernel<<<dim3(tiles, NH, B), kFwdThreads, kFwdSmem, stream>>>(
+      static_cast<bf16*>(out), lse, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
+      static_cast<const bf16*>(v), stride, cuSeqlens, T, NH, slopes, keyBias, scale);
+  MBERT_CUDA_CHECK(cudaGetLastError());
 }
 
 void attention_backward_short_sm90(void* dq, void* dk, void* dv, const void* dout, const void* out, const float* lse,

@@ -13,6 +13,12 @@ namespace mbert {
 // for sm_90a (checked once with a probe kernel), unless MBERT_ATTN_SM90=0.
 bool attention_sm90_enabled();
 
+// The forward for HS = 64 over 128-query x 128-key tiles (producer warp, two wgmma
+// consumer warpgroups); attention.cu uses it when some sequence is longer than 128.
+void attention_forward_sm90(void* out, float* lse, const void* q, const void* k, const void* v, int64_t stride,
+                            const int* cuSeqlens, int B, int T, int NH, int maxSeqlen, const float* slopes,
+                            const float* keyBias, float scale, cudaStream_t stream);
+
 // The whole backward for HS = 64 when every sequence has at most 128 tokens: dq, dk, dv
 // written with `=`, deterministic, no scratch (D is computed from out inside).
 void attention_backward_short_sm90(void* dq, void* dk, void* dv, const void* dout, const void* out, const float* lse,

@@ -140,6 +140,9 @@ function runCase(c) {
   for (let b = 0; b < B; ++b) cuS[b + 1] = cuS[b] + lens[b];
   const T = cuS[B];
   const maxSeqlen = Math.max(...lens);
+  // The forward may be told a smaller maxSeqlen: its CTAs then loop over the query
+  // tiles (slower, still exact).
+  const fwdMaxSeqlen = c.fwdMaxSeqlen ?? maxSeqlen;
   const C = NH * HS;
   const stride = packed ? 3 * C : C;
   const scale = 1 / Math.sqrt(HS);
@@ -219,11 +222,11 @@ function runCase(c) {
     bufs.push(dq, dk, dv);
   }
 
-  cu.attentionForward(BF16, dOut, dLse, q, k, v, stride, dCu, B, T, NH, HS, maxSeqlen, dSl, dKb, scale);
+  cu.attentionForward(BF16, dOut, dLse, q, k, v, stride, dCu, B, T, NH, HS, fwdMaxSeqlen, dSl, dKb, scale);
   // Determinism of the forward: a second run must match bit for bit.
   const out1 = downloadBf16(dOut, T * C);
   const lse1 = downloadF32(dLse, NH * T);
-  cu.attentionForward(BF16, dOut, dLse, q, k, v, stride, dCu, B, T, NH, HS, maxSeqlen, dSl, dKb, scale);
+  cu.attentionForward(BF16, dOut, dLse, q, k, v, stride, dCu, B, T, NH, HS, fwdMaxSeqlen, dSl, dKb, scale);
   const out2 = downloadBf16(dOut, T * C);
   let same = true;
   for (let i = 0; i < out1.length; ++i) if (!(out1[i] === out2[i])) same = false;
@@ -358,6 +361,17 @@ const cases = small
         useKeyBias: true,
       },
       {
+        // forward told maxSeqlen = 129: two query-tile slots, so CTAs loop over tiles
+        name: "small-fwd-loop",
+        lens: [300, 5, 700],
+        fwdMaxSeqlen: 129,
+        NH: 2,
+        HS: 64,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: true,
+      },
+      {
         // maxSeqlen <= 128: the one-pass backward for short sequences
         name: "small-short",
         lens: [1, 63, 64, 65, 100, 128],
@@ -452,6 +466,26 @@ const cases = small
         useSlopes: true,
         useKeyBias: false,
         heads: [11],
+      },
+      {
+        name: "nh4-hs64-keybias-long",
+        lens: [1, 129, 256, 257, 1000],
+        NH: 4,
+        HS: 64,
+        packed: false,
+        useSlopes: true,
+        useKeyBias: true,
+      },
+      {
+        name: "nh12-hs64-fwd-loop",
+        lens: [1100, 3, 640],
+        fwdMaxSeqlen: 200,
+        NH: 12,
+        HS: 64,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: false,
+        heads: [0, 7],
       },
       {
         name: "nh12-hs64-bert128",
