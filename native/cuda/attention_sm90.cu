@@ -1,12 +1,19 @@
-// attention_sm90.cu — fused varlen ALiBi attention backward for head size 64 on Hopper warpgroup
+// attention_sm90.cu — fused varlen ALiBi attention for head size 64 on Hopper warpgroup
 // MMA (wgmma.mma_async, bf16 operands from 128-byte-swizzled shared memory or registers,
-// fp32 accumulation). Same math, inputs and outputs as the mma.sync backward in
-// attention.cu (see the comment there); the scores and probabilities never leave the
+// fp32 accumulation). Same math, inputs and outputs as the mma.sync kernels in
+// attention.cu (see the comment there); scores and probabilities never leave the
 // registers of the warpgroup that computes them.
 //
+//   forward, maxSeqlen > 128   one CTA per 128 queries: a producer warpgroup streams
+//             128-key K/V tiles through a three-stage cp.async pipeline on mbarriers
+//             (24 registers, setmaxnreg), two consumer warpgroups of 64 queries (240
+//             registers) issue S_j = Q K_j^T together with P_{j-1} V_{j-1} and take turns
+//             at the tensor cores (ping-pong), so each one's softmax overlaps MMAs. Tiles
+//             wholly left or right of a warpgroup's queries carry the ALiBi term as one
+//             FMA per score.
 //   backward, any length   two warpgroups per CTA, 128 keys (64 each) x 64-query tiles
-//             (Q, dO and the row statistics double-buffered): S^T = K Q^T and
-//             dP^T = V dO^T from shared memory; dV += P^T dO and dK += dS^T Q with P^T,
+//             (Q, dO and the row statistics in three buffers, two tiles ahead): S^T = K Q^T
+//             and dP^T = V dO^T from shared memory; dV += P^T dO and dK += dS^T Q with P^T,
 //             dS^T as register operands; dQ = dS K from a transposed dS^T tile in shared
 //             memory. Each warpgroup's dQ covers its own 64 keys; for a sequence of at
 //             most 128 keys the two halves are added through shared memory and stored as
@@ -14,10 +21,9 @@
 //             atomics.
 //   backward, maxSeqlen <= 128   one warpgroup per (sequence, head), everything resident
 //             in shared memory (see attention_backward_short_sm90_kernel).
-// The forward stays on the mma.sync kernel of attention.cu: a wgmma forward of the same
-// structure (one warpgroup, 64 x 64 or 64 x 128 tiles, no overlap of softmax and MMA)
-// measured 10-40% slower than it, as it needs twice the registers (two CTAs per SM
-// instead of four).
+// The forward of batches with no sequence over 128 tokens stays on the mma.sync kernel of
+// attention.cu: there one 128-query CTA per (sequence, head) has a single key tile and
+// nothing to pipeline, and the mma.sync kernel at four CTAs per SM measured faster.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -46,10 +52,11 @@ using attn::smem_addr;
 constexpr int kHS = 64;
 constexpr int kTile = kHS * 2 * 64;  // bytes of a 64-row swizzled tile (8 KiB)
 constexpr int kBwdBC = 128, kBwdBR = 64, kBwdThreads = 256;
-// K, V (128 rows each), 2 x Q, 2 x dO (64 rows), dS^T (128 rows), dQ partials (fp32
-// 64 x 64), statistics 2 x (lse, D) x 64.
-constexpr size_t kBwdSmem = 1024 + 2 * 2 * kTile + 4 * kTile + 2 * kTile + 64 * 64 * sizeof(float) +
-                            2 * 2 * kBwdBR * sizeof(float);
+constexpr int kBwdBufs = 3;  // query tiles in flight (Q, dO, statistics)
+// K, V (128 rows each), kBwdBufs x (Q, dO) (64 rows), dS^T (128 rows), dQ partials
+// (fp32 64 x 64), statistics kBwdBufs x (lse, D) x 64.
+constexpr size_t kBwdSmem = 1024 + 2 * 2 * kTile + 2 * kBwdBufs * kTile + 2 * kTile + 64 * 64 * sizeof(float) +
+                            kBwdBufs * 2 * kBwdBR * sizeof(float);
 
 // Reports which image is loaded: 1 from the sm_90a code, 0 from a JIT of the PTX.
 __global__ void sm90_probe_kernel(int* flag) { *flag = MBERT_WGMMA; }
@@ -80,6 +87,10 @@ __device__ __forceinline__ uint32_t sw_elem(int row, int col) {
 
 __device__ __forceinline__ void named_barrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
 __device__ __forceinline__ unsigned char* align1024(unsigned char* p) {
@@ -206,11 +217,11 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
   extern __shared__ unsigned char smem_raw[];
   unsigned char* sK = align1024(smem_raw);
   unsigned char* sV = sK + 2 * kTile;
-  unsigned char* sQbuf = sV + 2 * kTile;    // 2 x 64 rows
-  unsigned char* sdObuf = sQbuf + 2 * kTile;  // 2 x 64 rows
-  unsigned char* sdS = sdObuf + 2 * kTile;    // 128 key rows x 64 queries
+  unsigned char* sQbuf = sV + 2 * kTile;               // kBwdBufs x 64 rows
+  unsigned char* sdObuf = sQbuf + kBwdBufs * kTile;    // kBwdBufs x 64 rows
+  unsigned char* sdS = sdObuf + kBwdBufs * kTile;      // 128 key rows x 64 queries
   float* sRed = reinterpret_cast<float*>(sdS + 2 * kTile);  // 32 x 128
-  float* sStat = sRed + 64 * 64;                            // 2 x (lse*log2e, D) x 64
+  float* sStat = sRed + 64 * 64;                            // kBwdBufs x (lse*log2e, D) x 64
 
   const int b = blockIdx.z, h = blockIdx.y;
   const SeqHead sh(cuSeqlens, b, h, NH, kHS);
@@ -243,6 +254,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
     load_sw<kBwdBC, kBwdThreads>(sV, vb, stride, k0, len - k0, tid);
     fetch_query_tile(0, 0);
     cp_async_commit();
+    if (nQT > 1) fetch_query_tile(1, 1);
+    cp_async_commit();  // one group per query tile, empty past the last
 
     // This thread's key rows (tile-local) kr0, kr0 + 8 and their bias (log2 domain).
     const int kr0 = wgi * 64 + warp * 16 + lane / 4;
@@ -259,14 +272,13 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
 
     for (int qt = 0; qt < nQT; ++qt) {
       const int q0 = qt * kBwdBR;
-      const int buf = qt & 1;
-      cp_async_wait<0>();
+      const int buf = qt % kBwdBufs;
+      cp_async_wait<kBwdBufs - 2>();  // query tile qt has landed (later ones may be in flight)
       wg::fence_proxy_async();
       __syncthreads();
-      if (qt + 1 < nQT) {
-        fetch_query_tile(qt + 1, buf ^ 1);  // buffer buf^1 was last read in tile qt-1
-        cp_async_commit();
-      }
+      // The buffer of tile qt + kBwdBufs - 1 was last read in tile qt - 1.
+      if (qt + kBwdBufs - 1 < nQT) fetch_query_tile(qt + kBwdBufs - 1, (qt + kBwdBufs - 1) % kBwdBufs);
+      cp_async_commit();
       const float* stat = sStat + buf * 2 * kBwdBR;
       const uint32_t aQt = aQ + buf * kTile, adOt = adO + buf * kTile;
 
@@ -487,7 +499,7 @@ __global__ void __launch_bounds__(kShortThreads, 2)
 // raw key bias) through a two-stage cp.async pipeline on mbarriers; each consumer
 // warpgroup issues S_j = Q K_j^T (m64n128) together with O += P_{j-1} V_{j-1}, so the
 // softmax of tile j runs while the tensor cores finish tile j-1.
-constexpr int kFwdBR = 128, kFwdBC = 128, kFwdStages = 2;
+constexpr int kFwdBR = 128, kFwdBC = 128, kFwdStages = 3;
 constexpr int kFwdConsumers = 256, kFwdThreads = kFwdConsumers + 128;
 constexpr int kKV = kFwdBC * 128;  // bytes of a 128-row swizzled tile
 // Barriers: query tile full / free, then per stage: K full, V full, stage free.
@@ -496,6 +508,13 @@ constexpr size_t kFwdSmem =
     1024 + 2 * kTile + 2 * kFwdStages * kKV + kFwdStages * kFwdBC * sizeof(float) + (kBarFree + kFwdStages) * 8;
 
 #if MBERT_WGMMA
+// 2^x on the special-function unit (subnormal results flush to zero; -inf gives 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Rows [row0, row0 + 128) of one head into a 128-byte-swizzled tile, by the 128
 // threads of a producer warpgroup (8 rows each, one 16-byte chunk column per thread);
 // rows at or past `nvalid` become zeros. Kept rolled: the producer runs on 24 registers.
@@ -599,6 +618,11 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
   unsigned char* sQw = sQ + wgi * kTile;  // this warpgroup's 64 query rows
   const uint32_t aQ = smem_addr(sQw), aK = smem_addr(sK), aV = smem_addr(sV);
   const int lr = warp * 16 + lane / 4;  // this thread's rows in the warpgroup: lr, lr + 8
+  // Ping-pong: the two warpgroups take turns issuing their MMAs (barrier 3 + w is
+  // warpgroup w's turn), so one's softmax runs while the other's MMAs do.
+  auto turn_wait = [&]() { named_barrier(3 + wgi, 256); };
+  auto turn_pass = [&]() { named_barrier_arrive(3 + (wgi ^ 1), 256); };
+  if (wgi == 1) named_barrier_arrive(3, 256);  // warpgroup 0 goes first
   int it = 0, n = 0;
   for (int qt = blockIdx.x; qt < nQT; qt += gridDim.x, ++n) {
     const int q0 = qt * kFwdBR + wgi * 64;  // first query of this warpgroup
@@ -635,47 +659,92 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     // Scale, ALiBi, key bias / mask of tile j, online softmax statistics (alpha: the
     // factor for O and l), P in sc. Element (jb, e): row lr + 8 (e >> 1), key
     // k0 + 8 jb + 2 (lane % 4) + (e & 1).
+    // Scale, ALiBi, key bias / mask of tile j and the online-softmax statistics (alpha:
+    // the factor for O and l); P in sc. Element (jb, e) of sc: row lr + 8 (e >> 1), key
+    // k0 + 8 jb + 2 (lane % 4) + (e & 1). Max and sum run in four independent chains per
+    // row (only two consumer warps share a scheduler, so latency is not hidden by others).
     auto softmax = [&](int j, int st) {
-      // Written against this thread's first key c0 = k0 + 2 (lane % 4), so that every
-      // per-column term is an immediate (nothing column-wise stays live across tiles).
-      const int c0 = j * kFwdBC + (lane % 4) * 2;
-      const int lim = len - c0;  // columns at or past it are masked
-      const float* bias = sBias + st * kFwdBC + (lane % 4) * 2;
-      const float d[2] = {qpos[0] - static_cast<float>(c0), qpos[1] - static_cast<float>(c0)};
-      float mx[2] = {-INFINITY, -INFINITY};
+      const int k0 = j * kFwdBC;
+      // Terms are written against this thread's first key c0 = k0 + 2 (lane % 4), so
+      // every per-column term is an immediate (nothing column-wise stays live).
+      const int c0 = k0 + (lane % 4) * 2;
+      float mp[2][4];
 #pragma unroll
-      for (int jb = 0; jb < 16; ++jb) {
+      for (int i = 0; i < 4; ++i) mp[0][i] = mp[1][i] = -INFINITY;
+      // exp2 argument: sc * escale + off - m.
+      float escale = 1.f, off[2] = {0.f, 0.f};
+      // A full tile wholly left or right of this warpgroup's rows, without key bias: the
+      // ALiBi term is linear in the key there, slope2 (kj - qi) or slope2 (qi - kj), so
+      // u = s + (sign slope2 / scale2) c carries the column part in one FMA and the row
+      // part goes into `off`.
+      const bool left = k0 + kFwdBC - 1 <= q0, right = k0 >= q0 + 63;
+      if (!KEY_BIAS && scale2 > 0.f && k0 + kFwdBC <= len && (slope2 == 0.f || left || right)) {
+        const float sign = left ? 1.f : -1.f;
+        if (slope2 != 0.f) {
+          const float k1 = sign * slope2 / scale2;
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int c = jb * 8 + e;
-          const float kbias = c < lim ? (KEY_BIAS ? bias[c] * kLog2e : 0.f) : -INFINITY;
+          for (int jb = 0; jb < 16; ++jb) {
 #pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            float& x = sc[4 * jb + 2 * half + e];
-            x = x * scale2 + kbias - slope2 * fabsf(d[half] - static_cast<float>(c));
-            mx[half] = fmaxf(mx[half], x);
+            for (int e = 0; e < 2; ++e) {
+#pragma unroll
+              for (int half = 0; half < 2; ++half) {
+                float& x = sc[4 * jb + 2 * half + e];
+                x = fmaf(static_cast<float>(jb * 8 + e), k1, x);
+                mp[half][jb % 4] = fmaxf(mp[half][jb % 4], x);
+              }
+            }
+          }
+        } else {
+#pragma unroll
+          for (int i = 0; i < 64; ++i) mp[(i >> 1) & 1][(i >> 2) % 4] = fmaxf(mp[(i >> 1) & 1][(i >> 2) % 4], sc[i]);
+        }
+        escale = scale2;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) off[half] = sign * slope2 * (static_cast<float>(c0) - qpos[half]);
+      } else {
+        const int lim = len - c0;  // columns at or past it are masked
+        const float* bias = sBias + st * kFwdBC + (lane % 4) * 2;
+        const float d[2] = {qpos[0] - static_cast<float>(c0), qpos[1] - static_cast<float>(c0)};
+#pragma unroll
+        for (int jb = 0; jb < 16; ++jb) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int c = jb * 8 + e;
+            const float kbias = c < lim ? (KEY_BIAS ? bias[c] * kLog2e : 0.f) : -INFINITY;
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+              float& x = sc[4 * jb + 2 * half + e];
+              x = x * scale2 + kbias - slope2 * fabsf(d[half] - static_cast<float>(c));
+              mp[half][jb % 4] = fmaxf(mp[half][jb % 4], x);
+            }
           }
         }
       }
       float mUse[2];
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        mx[half] = fmaxf(mx[half], __shfl_xor_sync(0xffffffffu, mx[half], 1));
-        mx[half] = fmaxf(mx[half], __shfl_xor_sync(0xffffffffu, mx[half], 2));
-        const float mNew = fmaxf(m[half], mx[half]);
+        float mx = fmaxf(fmaxf(mp[half][0], mp[half][1]), fmaxf(mp[half][2], mp[half][3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mx = mx * escale + off[half];  // escale > 0: the same element is the max
+        const float mNew = fmaxf(m[half], mx);
         mUse[half] = mNew == -INFINITY ? 0.f : mNew;  // all masked so far: p = 0, no NaN
-        alpha[half] = exp2f(m[half] - mUse[half]);
+        alpha[half] = fast_exp2(m[half] - mUse[half]);
         m[half] = mNew;
+        off[half] -= mUse[half];
       }
-      float sum[2] = {0.f, 0.f};
+      float sp[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
         const int half = (i >> 1) & 1;
-        sc[i] = exp2f(sc[i] - mUse[half]);
-        sum[half] += sc[i];
+        sc[i] = fast_exp2(fmaf(sc[i], escale, off[half]));
+        sp[half][(i >> 2) % 4] += sc[i];
       }
-      l[0] = l[0] * alpha[0] + sum[0];  // per-thread partials; the quad is summed at the end
-      l[1] = l[1] * alpha[1] + sum[1];
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        // per-thread partials; the quad is summed at the end
+        l[half] = l[half] * alpha[half] + ((sp[half][0] + sp[half][1]) + (sp[half][2] + sp[half][3]));
+      }
     };
     auto pack_p = [&]() {
 #pragma unroll
@@ -693,7 +762,9 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
 
     wg::mbar_wait(bar(kBarQFull), n & 1);
     // Tile 0: nothing to overlap with yet.
+    turn_wait();
     issue_s(it % kFwdStages);
+    turn_pass();
     wg::wait<0>();
     wg::fence_regs(sc);
     softmax(0, it % kFwdStages);
@@ -701,8 +772,10 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     ++it;
     for (int j = 1; j < nKT; ++j, ++it) {
       const int st = it % kFwdStages, sp = (it - 1) % kFwdStages;
+      turn_wait();
       issue_s(st);
       issue_pv(sp);
+      turn_pass();
       wg::wait<1>();  // S_j is in; P_{j-1} V_{j-1} may still run
       wg::fence_regs(sc);
       softmax(j, st);
@@ -714,7 +787,9 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
       pack_p();
     }
     // The last tile's P V.
+    turn_wait();
     issue_pv((it - 1) % kFwdStages);
+    turn_pass();
     wg::wait<0>();
     wg::fence_regs(o);
     release((it - 1) % kFwdStages);
@@ -750,6 +825,7 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     __syncwarp();
     if (lane == 0) wg::mbar_arrive(bar(kBarQFree));  // the producer may reload the Q rows
   }
+  if (wgi == 0) named_barrier(3, 256);  // takes warpgroup 1's last pass
 #endif
 }
 
@@ -792,6 +868,7 @@ void attention_forward_sm90(void* out, float* lse, const void* q, const void* k,
   (void)configured;
   const int tiles = std::max(1, (maxSeqlen + kFwdBR - 1) / kFwdBR);
   auto kernel = keyBias ? attention_forward_sm90_kernel<true> : attention_forward_sm90_kernel<false>;
+
   kernel<<<dim3(tiles, NH, B), kFwdThreads, kFwdSmem, stream>>>(
       static_cast<bf16*>(out), lse, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
       static_cast<const bf16*>(v), stride, cuSeqlens, T, NH, slopes, keyBias, scale);
