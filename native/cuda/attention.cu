@@ -20,9 +20,10 @@
 // lengths from 1 up (tested to 2048; no upper limit in the tiling); B <= 65535.
 // A query row whose keys are all masked by -inf in keyBias gets out = 0, lse = +inf.
 //
-// On sm_90a the backward for HS = 64 runs the wgmma kernels of attention_sm90.cu
-// instead (same contract; see there); the forward and every other head size use the
-// kernels here, which also make the compute_80 PTX fallback.
+// On sm_90a, HS = 64 runs the wgmma kernels of attention_sm90.cu instead (same
+// contract; see there): the backward always, the forward when some sequence is longer
+// than 128 tokens. Every other case uses the kernels here, which also make the
+// compute_80 PTX fallback.
 //
 // Determinism: sequences of up to 128 tokens (one key tile) are computed without
 // atomics and are bitwise reproducible; longer sequences add the dq partial sums

@@ -11,14 +11,16 @@
 //             at the tensor cores (ping-pong), so each one's softmax overlaps MMAs. Tiles
 //             wholly left or right of a warpgroup's queries carry the ALiBi term as one
 //             FMA per score.
-//   backward, any length   two warpgroups per CTA, 128 keys (64 each) x 64-query tiles
-//             (Q, dO and the row statistics in three buffers, two tiles ahead): S^T = K Q^T
-//             and dP^T = V dO^T from shared memory; dV += P^T dO and dK += dS^T Q with P^T,
+//   backward, maxSeqlen > 128   one CTA per 128 keys: a producer warpgroup streams
+//             64-query tiles (Q, dO, lse * log2e, D) through a three-stage mbarrier
+//             pipeline; two consumer warpgroups of 64 keys each: S^T = K Q^T and
+//             dP^T = V dO^T from shared memory; dV += P^T dO and dK += dS^T Q with P^T,
 //             dS^T as register operands; dQ = dS K from a transposed dS^T tile in shared
-//             memory. Each warpgroup's dQ covers its own 64 keys; for a sequence of at
-//             most 128 keys the two halves are added through shared memory and stored as
-//             bf16 (deterministic), longer sequences add them to the fp32 scratch with
-//             atomics.
+//             memory. S^T of the next query tile is issued with this tile's dK and dQ
+//             MMAs, so the next P^T is computed while they run. Each warpgroup's dQ
+//             covers its own 64 keys; for a sequence of at most 128 keys the two halves
+//             are added through shared memory and stored as bf16 (deterministic), longer
+//             sequences add them to the fp32 scratch with atomics.
 //   backward, maxSeqlen <= 128   one warpgroup per (sequence, head), everything resident
 //             in shared memory (see attention_backward_short_sm90_kernel).
 // The forward of batches with no sequence over 128 tokens stays on the mma.sync kernel of
@@ -51,12 +53,7 @@ using attn::smem_addr;
 
 constexpr int kHS = 64;
 constexpr int kTile = kHS * 2 * 64;  // bytes of a 64-row swizzled tile (8 KiB)
-constexpr int kBwdBC = 128, kBwdBR = 64, kBwdThreads = 256;
-constexpr int kBwdBufs = 3;  // query tiles in flight (Q, dO, statistics)
-// K, V (128 rows each), kBwdBufs x (Q, dO) (64 rows), dS^T (128 rows), dQ partials
-// (fp32 64 x 64), statistics kBwdBufs x (lse, D) x 64.
-constexpr size_t kBwdSmem = 1024 + 2 * 2 * kTile + 2 * kBwdBufs * kTile + 2 * kTile + 64 * 64 * sizeof(float) +
-                            kBwdBufs * 2 * kBwdBR * sizeof(float);
+constexpr int kBwdBC = 128, kBwdBR = 64;  // key and query tile rows of the backward
 
 // Reports which image is loaded: 1 from the sm_90a code, 0 from a JIT of the PTX.
 __global__ void sm90_probe_kernel(int* flag) { *flag = MBERT_WGMMA; }
@@ -204,145 +201,6 @@ __device__ __forceinline__ void bwd_step(uint32_t aK, uint32_t aV, uint32_t aQt,
 }
 
 #endif  // MBERT_WGMMA
-
-__global__ void __launch_bounds__(kBwdThreads, 1)
-    attention_backward_sm90_kernel(bf16* __restrict__ dq, bf16* __restrict__ dk, bf16* __restrict__ dv,
-                                   float* __restrict__ dqacc, const bf16* __restrict__ dout,
-                                   const float* __restrict__ lse, const float* __restrict__ D,
-                                   const bf16* __restrict__ q, const bf16* __restrict__ k,
-                                   const bf16* __restrict__ v, int64_t stride, const int* __restrict__ cuSeqlens,
-                                   int T, int NH, const float* __restrict__ slopes,
-                                   const float* __restrict__ keyBias, float scale) {
-#if MBERT_WGMMA
-  extern __shared__ unsigned char smem_raw[];
-  unsigned char* sK = align1024(smem_raw);
-  unsigned char* sV = sK + 2 * kTile;
-  unsigned char* sQbuf = sV + 2 * kTile;               // kBwdBufs x 64 rows
-  unsigned char* sdObuf = sQbuf + kBwdBufs * kTile;    // kBwdBufs x 64 rows
-  unsigned char* sdS = sdObuf + kBwdBufs * kTile;      // 128 key rows x 64 queries
-  float* sRed = reinterpret_cast<float*>(sdS + 2 * kTile);  // 32 x 128
-  float* sStat = sRed + 64 * 64;                            // kBwdBufs x (lse*log2e, D) x 64
-
-  const int b = blockIdx.z, h = blockIdx.y;
-  const SeqHead sh(cuSeqlens, b, h, NH, kHS);
-  const int start = sh.start, len = sh.len;
-  if (len <= 0) return;
-  const int tid = threadIdx.x, wgi = tid / 128, wt = tid % 128, warp = wt / 32, lane = tid % 32;
-  const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;
-  const float scale2 = scale * kLog2e;
-  const int nQT = (len + kBwdBR - 1) / kBwdBR, nKT = (len + kBwdBC - 1) / kBwdBC;
-  const int64_t headOff = sh.headOff, rowLen = sh.rowLen;
-  const bf16* qb = sh.rows(q, stride);
-  const bf16* kb = sh.rows(k, stride);
-  const bf16* vb = sh.rows(v, stride);
-  const bf16* dob = sh.rows(dout, rowLen);
-  const float* lseb = sh.stats(lse, h, T);
-  const float* Db = sh.stats(D, h, T);
-  const uint32_t aK = smem_addr(sK) + wgi * kTile, aV = smem_addr(sV) + wgi * kTile;  // this warpgroup's 64 keys
-  const uint32_t aQ = smem_addr(sQbuf), adO = smem_addr(sdObuf);
-
-  auto fetch_query_tile = [&](int qt, int buf) {
-    const int q1 = qt * kBwdBR;
-    load_sw<kBwdBR, kBwdThreads>(sQbuf + buf * kTile, qb, stride, q1, len - q1, tid);
-    load_sw<kBwdBR, kBwdThreads>(sdObuf + buf * kTile, dob, rowLen, q1, len - q1, tid);
-    attn::load_query_stats<kBwdBR>(sStat + buf * 2 * kBwdBR, lseb, Db, q1, len, tid, kBwdThreads);
-  };
-
-  for (int kt = blockIdx.x; kt < nKT; kt += gridDim.x) {
-    const int k0 = kt * kBwdBC;
-    load_sw<kBwdBC, kBwdThreads>(sK, kb, stride, k0, len - k0, tid);
-    load_sw<kBwdBC, kBwdThreads>(sV, vb, stride, k0, len - k0, tid);
-    fetch_query_tile(0, 0);
-    cp_async_commit();
-    if (nQT > 1) fetch_query_tile(1, 1);
-    cp_async_commit();  // one group per query tile, empty past the last
-
-    // This thread's key rows (tile-local) kr0, kr0 + 8 and their bias (log2 domain).
-    const int kr0 = wgi * 64 + warp * 16 + lane / 4;
-    float kbias[2];
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int kj = k0 + kr0 + half * 8;
-      kbias[half] = kj < len ? (keyBias ? keyBias[start + kj] * kLog2e : 0.f) : -INFINITY;
-    }
-
-    float dkacc[32], dvacc[32];
-#pragma unroll
-    for (int i = 0; i < 32; ++i) dkacc[i] = dvacc[i] = 0.f;
-
-    for (int qt = 0; qt < nQT; ++qt) {
-      const int q0 = qt * kBwdBR;
-      const int buf = qt % kBwdBufs;
-      cp_async_wait<kBwdBufs - 2>();  // query tile qt has landed (later ones may be in flight)
-      wg::fence_proxy_async();
-      __syncthreads();
-      // The buffer of tile qt + kBwdBufs - 1 was last read in tile qt - 1.
-      if (qt + kBwdBufs - 1 < nQT) fetch_query_tile(qt + kBwdBufs - 1, (qt + kBwdBufs - 1) % kBwdBufs);
-      cp_async_commit();
-      const float* stat = sStat + buf * 2 * kBwdBR;
-      const uint32_t aQt = aQ + buf * kTile, adOt = adO + buf * kTile;
-
-      float dqp[32];
-      bwd_step(aK, aV, aQt, adOt, sdS + wgi * kTile, stat, warp * 16 + lane / 4, k0 + wgi * 64, q0, kbias, slope2,
-               scale2, dkacc, dvacc, dqp, 1 + wgi);
-
-      // dQ: element (j, e) is query q0 + 16*warp + lane/4 + 8*(e>>1), dim 8j + 2*(lane%4) + (e&1).
-      if (nKT == 1) {
-        if (wgi == 1) {
-#pragma unroll
-          for (int i = 0; i < 32; ++i) sRed[i * 128 + wt] = dqp[i];
-        }
-        named_barrier(3, 256);
-        if (wgi == 0) {
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-              const int qi = q0 + warp * 16 + lane / 4 + half * 8;
-              if (qi >= len) continue;
-              const int i0 = 4 * j + 2 * half;
-              const float x0 = (dqp[i0] + sRed[i0 * 128 + wt]) * scale;
-              const float x1 = (dqp[i0 + 1] + sRed[(i0 + 1) * 128 + wt]) * scale;
-              *reinterpret_cast<uint32_t*>(dq + (static_cast<int64_t>(start) + qi) * stride + headOff + j * 8 +
-                                           (lane % 4) * 2) = pack_bf16(x0, x1);
-            }
-          }
-        }
-      } else {
-        // Each warpgroup adds its partial to the fp32 scratch (measured faster than first
-        // summing the two partials in shared memory: that costs two more barriers per tile).
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int qi = q0 + warp * 16 + lane / 4 + half * 8;
-            if (qi >= len) continue;
-            const int i0 = 4 * j + 2 * half;
-            float* dst = dqacc + (static_cast<int64_t>(start) + qi) * rowLen + headOff + j * 8 + (lane % 4) * 2;
-            atomicAdd(reinterpret_cast<float2*>(dst), make_float2(dqp[i0] * scale, dqp[i0 + 1] * scale));
-          }
-        }
-      }
-    }
-
-    // dK (times scale) and dV of this thread's keys.
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int kj = k0 + kr0 + half * 8;
-      if (kj >= len) continue;
-      const int64_t row = (static_cast<int64_t>(start) + kj) * stride + headOff;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int col = j * 8 + (lane % 4) * 2;
-        const int i0 = 4 * j + 2 * half;
-        *reinterpret_cast<uint32_t*>(dk + row + col) = pack_bf16(dkacc[i0] * scale, dkacc[i0 + 1] * scale);
-        *reinterpret_cast<uint32_t*>(dv + row + col) = pack_bf16(dvacc[i0], dvacc[i0 + 1]);
-      }
-    }
-    __syncthreads();  // sK/sV/sQ/sdO are reloaded by the next key tile
-  }
-#endif
-}
 
 // ---- backward, sequences of at most 128 tokens --------------------------------------
 // One warpgroup per (sequence, head): Q, dO, K and V of the whole sequence stay in
@@ -515,9 +373,11 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
-// Rows [row0, row0 + 128) of one head into a 128-byte-swizzled tile, by the 128
-// threads of a producer warpgroup (8 rows each, one 16-byte chunk column per thread);
-// rows at or past `nvalid` become zeros. Kept rolled: the producer runs on 24 registers.
+// Rows [row0, row0 + ROWS) of one head into a 128-byte-swizzled tile, by the 128
+// threads of a producer warpgroup (ROWS/16 rows each, one 16-byte chunk column per
+// thread); rows at or past `nvalid` become zeros. Kept rolled: the producer runs on 24
+// registers.
+template <int ROWS = 128>
 __device__ __forceinline__ void produce_tile(unsigned char* s, const bf16* g, int64_t stride, int row0, int nvalid,
                                              int lt) {
   const int ch = lt % 8;
@@ -525,7 +385,7 @@ __device__ __forceinline__ void produce_tile(unsigned char* s, const bf16* g, in
   const bf16* src = g + static_cast<int64_t>(row0 + r) * stride + ch * 8;
   const int64_t step = 16 * stride;
 #pragma unroll 1
-  for (; r < 128; r += 16, src += step) {
+  for (; r < ROWS; r += 16, src += step) {
     const bool ok = r < nvalid;
     cp_async16(s + wg::sw128(r, ch), ok ? src : g, ok);
   }
@@ -723,10 +583,11 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
       float mUse[2];
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        float mx = fmaxf(fmaxf(mp[half][0], mp[half][1]), fmaxf(mp[half][2], mp[half][3]));
+        // Back to scores before the quad is combined (off depends on the lane's c0);
+        // escale > 0, so the same element is the max.
+        float mx = fmaxf(fmaxf(mp[half][0], mp[half][1]), fmaxf(mp[half][2], mp[half][3])) * escale + off[half];
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        mx = mx * escale + off[half];  // escale > 0: the same element is the max
         const float mNew = fmaxf(m[half], mx);
         mUse[half] = mNew == -INFINITY ? 0.f : mNew;  // all masked so far: p = 0, no NaN
         alpha[half] = fast_exp2(m[half] - mUse[half]);
@@ -829,6 +690,270 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
 #endif
 }
 
+// ---- backward, batches with a sequence over 128 tokens --------------------------------
+// One CTA per 128 keys of a (sequence, head). The query tiles (Q, dO, lse * log2e, D)
+// come from a producer warpgroup through a three-stage mbarrier pipeline; the two
+// consumer warpgroups (64 keys each) never wait for each other (except to add the dQ
+// halves of a one-tile sequence), and each issues S^T of the next query tile together
+// with dK += dS^T Q and dQ = dS K of this one, so the next P^T is computed while those
+// MMAs run. The step is bwd_step's, split at that point.
+constexpr int kWsStages = 3, kWsThreads = 384;
+enum { kWsBarKV = 0, kWsBarKVFree = 1, kWsBarFull = 2, kWsBarFree = 2 + kWsStages };
+// K, V (128 rows each), stages x (Q, dO) (64 rows), dS^T (128 rows), two dQ exchange
+// buffers (fp32 64 x 64), stages x (lse*log2e, D) x 64, barriers.
+constexpr size_t kWsSmem = 1024 + 4 * kTile + 2 * kWsStages * kTile + 2 * kTile + 2 * 64 * 64 * sizeof(float) +
+                           kWsStages * 2 * kBwdBR * sizeof(float) + (kWsBarFree + kWsStages) * 8;
+
+__global__ void __launch_bounds__(kWsThreads, 1)
+    attention_backward_ws_sm90_kernel(bf16* __restrict__ dq, bf16* __restrict__ dk, bf16* __restrict__ dv,
+                                      float* __restrict__ dqacc, const bf16* __restrict__ dout,
+                                      const float* __restrict__ lse, const float* __restrict__ D,
+                                      const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                      const bf16* __restrict__ v, int64_t stride, const int* __restrict__ cuSeqlens,
+                                      int T, int NH, const float* __restrict__ slopes,
+                                      const float* __restrict__ keyBias, float scale) {
+#if MBERT_WGMMA
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* sK = align1024(smem_raw);           // 128 rows: warpgroup w uses rows 64w..
+  unsigned char* sV = sK + 2 * kTile;
+  unsigned char* sQ = sV + 2 * kTile;                // kWsStages x 64 rows
+  unsigned char* sdO = sQ + kWsStages * kTile;       // kWsStages x 64 rows
+  unsigned char* sdS = sdO + kWsStages * kTile;      // 128 key rows x 64 queries
+  float* sRed = reinterpret_cast<float*>(sdS + 2 * kTile);  // 2 x 32 x 128
+  float* sStat = sRed + 2 * 64 * 64;                        // kWsStages x (lse*log2e, D) x 64
+  const uint32_t bar0 = smem_addr(sStat + kWsStages * 2 * kBwdBR);
+  auto bar = [bar0](int i) { return bar0 + 8u * i; };
+
+  const int b = blockIdx.z, h = blockIdx.y;
+  const SeqHead sh(cuSeqlens, b, h, NH, kHS);
+  const int start = sh.start, len = sh.len;
+  const int nQT = (len + kBwdBR - 1) / kBwdBR, nKT = (len + kBwdBC - 1) / kBwdBC;
+  if (static_cast<int>(blockIdx.x) >= nKT) return;  // the whole CTA, before any barrier
+  const int tid = threadIdx.x;
+  const int64_t headOff = sh.headOff, rowLen = sh.rowLen;
+  if (tid == 0) {
+    wg::mbar_init(bar(kWsBarKV), 128);
+    wg::mbar_init(bar(kWsBarKVFree), 8);
+    for (int st = 0; st < kWsStages; ++st) {
+      wg::mbar_init(bar(kWsBarFull + st), 256);  // 128 cp.async arrivals + 128 after the statistics
+      wg::mbar_init(bar(kWsBarFree + st), 8);
+    }
+  }
+  __syncthreads();
+
+  const int wgi = __shfl_sync(0xffffffffu, tid / 128, 0);  // warp-uniform, see the forward
+  if (wgi == 2) {
+    // Producer warpgroup; `it` counts query tiles over all key tiles of this CTA.
+    wg::regs_dec<24>();
+    const int lt = tid - 256;
+    const bf16* qb = sh.rows(q, stride);
+    const bf16* kb = sh.rows(k, stride);
+    const bf16* vb = sh.rows(v, stride);
+    const bf16* dob = sh.rows(dout, rowLen);
+    const float* lseb = sh.stats(lse, h, T);
+    const float* Db = sh.stats(D, h, T);
+    int it = 0, n = 0;
+    for (int kt = blockIdx.x; kt < nKT; kt += gridDim.x, ++n) {
+      const int k0 = kt * kBwdBC;
+      if (n > 0) wg::mbar_wait(bar(kWsBarKVFree), (n - 1) & 1);
+      produce_tile(sK, kb, stride, k0, len - k0, lt);
+      produce_tile(sV, vb, stride, k0, len - k0, lt);
+      wg::mbar_arrive_cp_async(bar(kWsBarKV));
+      for (int qt = 0; qt < nQT; ++qt, ++it) {
+        const int st = it % kWsStages;
+        if (it >= kWsStages) wg::mbar_wait(bar(kWsBarFree + st), (it / kWsStages - 1) & 1);
+        const int q1 = qt * kBwdBR;
+        produce_tile<kBwdBR>(sQ + st * kTile, qb, stride, q1, len - q1, lt);
+        produce_tile<kBwdBR>(sdO + st * kTile, dob, rowLen, q1, len - q1, lt);
+        wg::mbar_arrive_cp_async(bar(kWsBarFull + st));
+        // Statistics with plain stores, published by the arrive's release.
+        const int c = q1 + lt % kBwdBR;
+        sStat[st * 2 * kBwdBR + lt] =
+            lt < kBwdBR ? (c < len ? lseb[c] * kLog2e : INFINITY) : (c < len ? Db[c] : 0.f);
+        wg::mbar_arrive(bar(kWsBarFull + st));
+      }
+    }
+    return;
+  }
+
+  // Consumer warpgroups: 64 keys each.
+  wg::regs_inc<240>();
+  const int wt = tid % 128, warp = wt / 32, lane = tid % 32;
+  const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;
+  const float scale2 = scale * kLog2e;
+  const int kr = warp * 16 + lane / 4;  // this thread's key rows in the warpgroup: kr, kr + 8
+  const uint32_t aK = smem_addr(sK) + wgi * kTile, aV = smem_addr(sV) + wgi * kTile;
+  const uint32_t aQ = smem_addr(sQ), adO = smem_addr(sdO);
+  unsigned char* sdSw = sdS + wgi * kTile;
+  const uint32_t adS = smem_addr(sdSw);
+  int it = 0, n = 0;
+  for (int kt = blockIdx.x; kt < nKT; kt += gridDim.x, ++n) {
+    const int k0 = kt * kBwdBC, kw0 = k0 + wgi * 64;
+    float kbias[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int kj = kw0 + kr + half * 8;
+      kbias[half] = kj < len ? (keyBias ? keyBias[start + kj] * kLog2e : 0.f) : -INFINITY;
+    }
+    float dkacc[32], dvacc[32], st[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) dkacc[i] = dvacc[i] = 0.f;
+    uint32_t pa[4][4];
+
+    // P^T of query tile q0 from the scores in st (queries past the end have lse = +inf).
+    auto make_p = [&](const float* stat, int q0) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int half = e >> 1;
+          const int c = j * 8 + (lane % 4) * 2 + (e & 1);
+          const int kj = kw0 + kr + half * 8;
+          const float x =
+              st[4 * j + e] * scale2 + kbias[half] - slope2 * fabsf(static_cast<float>(q0 + c - kj));
+          st[4 * j + e] = fast_exp2(x - stat[c]);
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        pa[kk][0] = pack_bf16(st[8 * kk + 0], st[8 * kk + 1]);
+        pa[kk][1] = pack_bf16(st[8 * kk + 2], st[8 * kk + 3]);
+        pa[kk][2] = pack_bf16(st[8 * kk + 4], st[8 * kk + 5]);
+        pa[kk][3] = pack_bf16(st[8 * kk + 6], st[8 * kk + 7]);
+      }
+    };
+    auto issue_s = [&](int stage) {
+      wg::fence();
+      mma_k64_nn(st, aK, aQ + stage * kTile);
+      wg::commit();
+    };
+
+    wg::mbar_wait(bar(kWsBarKV), n & 1);
+    {
+      const int s0 = it % kWsStages;
+      wg::mbar_wait(bar(kWsBarFull + s0), (it / kWsStages) & 1);
+      wg::fence_proxy_async();
+      issue_s(s0);
+      wg::wait<0>();
+      wg::fence_regs(st);
+      make_p(sStat + s0 * 2 * kBwdBR, 0);
+    }
+    for (int qt = 0; qt < nQT; ++qt, ++it) {
+      const int stg = it % kWsStages, q0 = qt * kBwdBR;
+      const float* stat = sStat + stg * 2 * kBwdBR;
+      const uint32_t aQt = aQ + stg * kTile, adOt = adO + stg * kTile;
+      // dV += P^T dO (dO read transposed), dP^T = V dO^T.
+      float dp[32];
+      wg::fence();
+      mma_k64_rt(dvacc, pa, adOt);
+      mma_k64_nn(dp, aV, adOt);
+      wg::commit();
+      wg::wait<0>();
+      wg::fence_regs(dp);
+      wg::fence_regs(dvacc);
+      // dS^T = P^T * (dP^T - D) (the factor `scale` is applied at the stores), as bf16
+      // register fragments and into this warpgroup's rows of the dS^T tile.
+      uint32_t da[4][4];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; e += 2) {
+          const uint32_t w = pa[j / 2][(j & 1) * 2 + (e >> 1)];
+          const float p0 = __uint_as_float(w << 16), p1 = __uint_as_float(w & 0xffff0000u);
+          const int c = j * 8 + (lane % 4) * 2;
+          const uint32_t packed = pack_bf16(p0 * (dp[4 * j + e] - stat[kBwdBR + c]),
+                                            p1 * (dp[4 * j + e + 1] - stat[kBwdBR + c + 1]));
+          da[j / 2][(j & 1) * 2 + (e >> 1)] = packed;
+          *reinterpret_cast<uint32_t*>(sdSw + sw_elem(kr + (e >> 1) * 8, c)) = packed;
+        }
+      }
+      wg::fence_proxy_async();
+      named_barrier(1 + wgi, 128);  // this warpgroup's dS^T rows are complete
+
+      // S^T of the next query tile (of this one again after the last, unused: the MMAs
+      // stay unconditional), then dK += dS^T Q and dQ_part = dS K.
+      const bool more = qt + 1 < nQT;
+      const int sn = more ? (it + 1) % kWsStages : stg;
+      if (more) {
+        wg::mbar_wait(bar(kWsBarFull + sn), ((it + 1) / kWsStages) & 1);
+        wg::fence_proxy_async();
+      }
+      issue_s(sn);
+      float dqp[32];
+      wg::fence();
+      mma_k64_rt(dkacc, da, aQt);
+      mma_k64_tt(dqp, adS, aK);
+      wg::commit();
+      wg::wait<1>();
+      wg::fence_regs(st);
+      if (more) make_p(sStat + sn * 2 * kBwdBR, q0 + kBwdBR);
+      wg::wait<0>();
+      wg::fence_regs(dqp);
+      wg::fence_regs(dkacc);
+      __syncwarp();
+      if (lane == 0) wg::mbar_arrive(bar(kWsBarFree + stg));
+
+      // dQ: element (j, e) is query q0 + 16*warp + lane/4 + 8*(e>>1), dim 8j + 2*(lane%4) + (e&1).
+      if (nKT == 1) {
+        // One key tile: add the two warpgroups' halves here and store bf16 (deterministic).
+        // Two exchange buffers: warpgroup 1 refills one only after passing the next
+        // barrier, which warpgroup 0 reaches after reading it.
+        float* red = sRed + (qt & 1) * 64 * 64;
+        if (wgi == 1) {
+#pragma unroll
+          for (int i = 0; i < 32; ++i) red[i * 128 + wt] = dqp[i];
+        }
+        named_barrier(3, 256);
+        if (wgi == 0) {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+              const int qi = q0 + kr + half * 8;
+              if (qi >= len) continue;
+              const int i0 = 4 * j + 2 * half;
+              const float x0 = (dqp[i0] + red[i0 * 128 + wt]) * scale;
+              const float x1 = (dqp[i0 + 1] + red[(i0 + 1) * 128 + wt]) * scale;
+              *reinterpret_cast<uint32_t*>(dq + (static_cast<int64_t>(start) + qi) * stride + headOff + j * 8 +
+                                           (lane % 4) * 2) = pack_bf16(x0, x1);
+            }
+          }
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int qi = q0 + kr + half * 8;
+            if (qi >= len) continue;
+            const int i0 = 4 * j + 2 * half;
+            float* dst = dqacc + (static_cast<int64_t>(start) + qi) * rowLen + headOff + j * 8 + (lane % 4) * 2;
+            atomicAdd(reinterpret_cast<float2*>(dst), make_float2(dqp[i0] * scale, dqp[i0 + 1] * scale));
+          }
+        }
+      }
+    }
+    __syncwarp();
+    if (lane == 0) wg::mbar_arrive(bar(kWsBarKVFree));  // K and V are read for the last time above
+
+    // dK (times scale) and dV of this thread's keys.
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int kj = kw0 + kr + half * 8;
+      if (kj >= len) continue;
+      const int64_t row = (static_cast<int64_t>(start) + kj) * stride + headOff;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int col = j * 8 + (lane % 4) * 2;
+        const int i0 = 4 * j + 2 * half;
+        *reinterpret_cast<uint32_t*>(dk + row + col) = pack_bf16(dkacc[i0] * scale, dkacc[i0 + 1] * scale);
+        *reinterpret_cast<uint32_t*>(dv + row + col) = pack_bf16(dvacc[i0], dvacc[i0 + 1]);
+      }
+    }
+  }
+#endif
+}
+
 template <typename Kernel>
 void set_smem(Kernel kernel, size_t bytes) {
   MBERT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
@@ -896,12 +1021,12 @@ void attention_backward_sm90(void* dq, void* dk, void* dv, float* dqacc, const v
                              const int* cuSeqlens, int B, int T, int NH, int maxSeqlen, const float* slopes,
                              const float* keyBias, float scale, cudaStream_t stream) {
   static const bool configured = [] {
-    set_smem(attention_backward_sm90_kernel, kBwdSmem);
+    set_smem(attention_backward_ws_sm90_kernel, kWsSmem);
     return true;
   }();
   (void)configured;
   const int tiles = std::max(1, (maxSeqlen + kBwdBC - 1) / kBwdBC);
-  attention_backward_sm90_kernel<<<dim3(tiles, NH, B), kBwdThreads, kBwdSmem, stream>>>(
+  attention_backward_ws_sm90_kernel<<<dim3(tiles, NH, B), kWsThreads, kWsSmem, stream>>>(
       static_cast<bf16*>(dq), static_cast<bf16*>(dk), static_cast<bf16*>(dv), dqacc,
       static_cast<const bf16*>(dout), lse, D, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
       static_cast<const bf16*>(v), stride, cuSeqlens, T, NH, slopes, keyBias, scale);

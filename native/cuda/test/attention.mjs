@@ -140,9 +140,9 @@ function runCase(c) {
   for (let b = 0; b < B; ++b) cuS[b + 1] = cuS[b] + lens[b];
   const T = cuS[B];
   const maxSeqlen = Math.max(...lens);
-  // The forward may be told a smaller maxSeqlen: its CTAs then loop over the query
-  // tiles (slower, still exact).
-  const fwdMaxSeqlen = c.fwdMaxSeqlen ?? maxSeqlen;
+  // The kernels may be told a smaller maxSeqlen (still over 128): their CTAs then loop
+  // over the tiles (slower, still exact).
+  const maxSeqlenArg = c.maxSeqlenArg ?? maxSeqlen;
   const C = NH * HS;
   const stride = packed ? 3 * C : C;
   const scale = 1 / Math.sqrt(HS);
@@ -222,11 +222,11 @@ function runCase(c) {
     bufs.push(dq, dk, dv);
   }
 
-  cu.attentionForward(BF16, dOut, dLse, q, k, v, stride, dCu, B, T, NH, HS, fwdMaxSeqlen, dSl, dKb, scale);
+  cu.attentionForward(BF16, dOut, dLse, q, k, v, stride, dCu, B, T, NH, HS, maxSeqlenArg, dSl, dKb, scale);
   // Determinism of the forward: a second run must match bit for bit.
   const out1 = downloadBf16(dOut, T * C);
   const lse1 = downloadF32(dLse, NH * T);
-  cu.attentionForward(BF16, dOut, dLse, q, k, v, stride, dCu, B, T, NH, HS, fwdMaxSeqlen, dSl, dKb, scale);
+  cu.attentionForward(BF16, dOut, dLse, q, k, v, stride, dCu, B, T, NH, HS, maxSeqlenArg, dSl, dKb, scale);
   const out2 = downloadBf16(dOut, T * C);
   let same = true;
   for (let i = 0; i < out1.length; ++i) if (!(out1[i] === out2[i])) same = false;
@@ -274,7 +274,7 @@ function runCase(c) {
         T,
         NH,
         HS,
-        maxSeqlen,
+        maxSeqlenArg,
         dSl,
         dKb,
         scale,
@@ -361,15 +361,25 @@ const cases = small
         useKeyBias: true,
       },
       {
-        // forward told maxSeqlen = 129: two query-tile slots, so CTAs loop over tiles
-        name: "small-fwd-loop",
+        // told maxSeqlen = 129: two tile slots, so CTAs loop over the tiles
+        name: "small-tile-loop",
         lens: [300, 5, 700],
-        fwdMaxSeqlen: 129,
+        maxSeqlenArg: 129,
         NH: 2,
         HS: 64,
         packed: true,
         useSlopes: true,
         useKeyBias: true,
+      },
+      {
+        // ALiBi without key bias: the forward's one-FMA ALiBi term on off-diagonal tiles
+        name: "small-alibi-long",
+        lens: [300, 3, 129, 520],
+        NH: 2,
+        HS: 64,
+        packed: true,
+        useSlopes: true,
+        useKeyBias: false,
       },
       {
         // maxSeqlen <= 128: the one-pass backward for short sequences
@@ -477,9 +487,9 @@ const cases = small
         useKeyBias: true,
       },
       {
-        name: "nh12-hs64-fwd-loop",
+        name: "nh12-hs64-tile-loop",
         lens: [1100, 3, 640],
-        fwdMaxSeqlen: 200,
+        maxSeqlenArg: 200,
         NH: 12,
         HS: 64,
         packed: true,
