@@ -153,14 +153,16 @@ __global__ void __launch_bounds__(NW * 32, (HS >= 128 ? 2 : 4) * 4 / NW)
           mma_bf16(s[nb + 1], qf[kk], bfr[2], bfr[3]);
         }
       }
-      // Scale, ALiBi, key bias / mask (log2 domain).
+      // Scale, ALiBi, key bias / mask (log2 domain). query - key = dist0 + (an
+      // immediate): no integer-to-float conversion per score.
+      const float dist0 = static_cast<float>(qi0 - k0 - (lane % 4) * 2);
 #pragma unroll
       for (int nb = 0; nb < BC / 8; ++nb) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int c = nb * 8 + (lane % 4) * 2 + (e & 1);
-          const int qi = qi0 + (e >= 2 ? 8 : 0);
-          s[nb][e] = s[nb][e] * scale2 + sBias[c] - slope2 * fabsf(static_cast<float>(qi - (k0 + c)));
+          const float dist = dist0 + static_cast<float>((e >= 2 ? 8 : 0) - nb * 8 - (e & 1));
+          s[nb][e] = s[nb][e] * scale2 + sBias[c] - slope2 * fabsf(dist);
         }
       }
       __syncthreads();  // every warp is done with sK and sBias
@@ -182,13 +184,13 @@ __global__ void __launch_bounds__(NW * 32, (HS >= 128 ? 2 : 4) * 4 / NW)
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float mNew = fmaxf(m[half], mx);
         const float mUse = mNew == -INFINITY ? 0.f : mNew;  // all masked so far: p = 0, no NaN
-        const float alpha = exp2f(m[half] - mUse);
+        const float alpha = fast_exp2(m[half] - mUse);
         m[half] = mNew;
         float sum = 0.f;
 #pragma unroll
         for (int nb = 0; nb < BC / 8; ++nb) {
-          s[nb][2 * half] = exp2f(s[nb][2 * half] - mUse);
-          s[nb][2 * half + 1] = exp2f(s[nb][2 * half + 1] - mUse);
+          s[nb][2 * half] = fast_exp2(s[nb][2 * half] - mUse);
+          s[nb][2 * half + 1] = fast_exp2(s[nb][2 * half + 1] - mUse);
           sum += s[nb][2 * half] + s[nb][2 * half + 1];
         }
         l[half] = l[half] * alpha + sum;  // per-thread partial; the quad is summed at the end
@@ -403,15 +405,16 @@ __global__ void __launch_bounds__(kBwdWarps * 32, MINB)
           mma_bf16(p[nb + 1], a, bfr[2], bfr[3]);
         }
       }
+      const float dist0 = static_cast<float>(q0 + (lane % 4) * 2 - k0 - kr0);  // query - key, as in the forward
 #pragma unroll
       for (int nb = 0; nb < BR / 8; ++nb) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int half = e >> 1;
-          const int c = q0 + nb * 8 + (lane % 4) * 2 + (e & 1);
-          const int kj = k0 + kr0 + half * 8;
-          const float x = p[nb][e] * scale2 + kbias[half] - slope2 * fabsf(static_cast<float>(c - kj));
-          p[nb][e] = exp2f(x - stat[c - q0]);
+          const int c = nb * 8 + (lane % 4) * 2 + (e & 1);
+          const float x = p[nb][e] * scale2 + kbias[half] -
+                          slope2 * fabsf(dist0 + static_cast<float>(nb * 8 + (e & 1) - half * 8));
+          p[nb][e] = fast_exp2(x - stat[c]);
         }
       }
 

@@ -1,6 +1,6 @@
 // attention.cuh — PTX helpers for the fused attention kernels (attention.cu):
-// mma.sync m16n8k16 bf16 -> fp32, ldmatrix (plain and transposed), cp.async, and the
-// query-statistics load shared with attention_sm90.cu.
+// mma.sync m16n8k16 bf16 -> fp32, ldmatrix (plain and transposed), cp.async, exp2, and
+// the query-statistics load shared with attention_sm90.cu.
 // All of them exist on sm_80 and later, so one code path serves the sm_90a
 // build and the compute_80 PTX fallback.
 #pragma once
@@ -94,6 +94,13 @@ __device__ __forceinline__ void load_query_stats(float* stat, const float* lse, 
       stat[i] = c < len ? D[c] : 0.f;
     }
   }
+}
+
+// 2^x on the special-function unit (subnormal results flush to zero; -inf gives 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {

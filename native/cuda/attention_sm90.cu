@@ -47,6 +47,7 @@ using bf16 = __nv_bfloat16;
 using attn::cp_async16;
 using attn::cp_async_commit;
 using attn::cp_async_wait;
+using attn::fast_exp2;
 using attn::pack_bf16;
 using attn::SeqHead;
 using attn::smem_addr;
@@ -139,16 +140,17 @@ __device__ __forceinline__ void bwd_step(uint32_t aK, uint32_t aV, uint32_t aQt,
   wg::wait<0>();
   wg::fence_regs(st);
   // P^T; queries past the end have lse = +inf, so P = 0.
+  const float dist0 = static_cast<float>(q0 + (lane % 4) * 2 - kw0 - kr);
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int half = e >> 1;
       const int c = j * 8 + (lane % 4) * 2 + (e & 1);
-      const int kj = kw0 + kr + half * 8;
-      const float x =
-          st[4 * j + e] * scale2 + kbias[half] - slope2 * fabsf(static_cast<float>(q0 + c - kj));
-      st[4 * j + e] = exp2f(x - stat[c]);
+      // query - key = dist0 + (an immediate): no integer-to-float conversion per score
+      const float x = st[4 * j + e] * scale2 + kbias[half] -
+                      slope2 * fabsf(dist0 + static_cast<float>(j * 8 + (e & 1) - half * 8));
+      st[4 * j + e] = fast_exp2(x - stat[c]);
     }
   }
   uint32_t pa[4][4];
@@ -366,13 +368,6 @@ constexpr size_t kFwdSmem =
     1024 + 2 * kTile + 2 * kFwdStages * kKV + kFwdStages * kFwdBC * sizeof(float) + (kBarFree + kFwdStages) * 8;
 
 #if MBERT_WGMMA
-// 2^x on the special-function unit (subnormal results flush to zero; -inf gives 0).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
 // Rows [row0, row0 + ROWS) of one head into a 128-byte-swizzled tile, by the 128
 // threads of a producer warpgroup (ROWS/16 rows each, one 16-byte chunk column per
 // thread); rows at or past `nvalid` become zeros. Kept rolled: the producer runs on 24
@@ -802,15 +797,15 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 
     // P^T of query tile q0 from the scores in st (queries past the end have lse = +inf).
     auto make_p = [&](const float* stat, int q0) {
+      const float dist0 = static_cast<float>(q0 + (lane % 4) * 2 - kw0 - kr);  // see bwd_step
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int half = e >> 1;
           const int c = j * 8 + (lane % 4) * 2 + (e & 1);
-          const int kj = kw0 + kr + half * 8;
-          const float x =
-              st[4 * j + e] * scale2 + kbias[half] - slope2 * fabsf(static_cast<float>(q0 + c - kj));
+          const float x = st[4 * j + e] * scale2 + kbias[half] -
+                          slope2 * fabsf(dist0 + static_cast<float>(j * 8 + (e & 1) - half * 8));
           st[4 * j + e] = fast_exp2(x - stat[c]);
         }
       }
