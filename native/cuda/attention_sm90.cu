@@ -245,6 +245,18 @@ __global__ void __launch_bounds__(kShortThreads, 2)
   const int start = sh.start, len = sh.len;
   if (len <= 0) return;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  if (len > 128) {
+    // maxSeqlen was smaller than this sequence: this kernel holds 128 rows. Make it
+    // loud, as the mma.sync backward does for a dq it has no scratch for.
+    const uint4 nan = make_uint4(0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u);  // bf16 NaN
+    for (int c = tid; c < len * 8; c += kShortThreads) {
+      const int64_t off = (static_cast<int64_t>(start) + c / 8) * stride + sh.headOff + (c % 8) * 8;
+      *reinterpret_cast<uint4*>(dq + off) = nan;
+      *reinterpret_cast<uint4*>(dk + off) = nan;
+      *reinterpret_cast<uint4*>(dv + off) = nan;
+    }
+    return;
+  }
   const float slope2 = slopes ? slopes[h] * kLog2e : 0.f;
   const float scale2 = scale * kLog2e;
   const int nT = (len + 63) / 64;  // 64-row tiles: 1 or 2
