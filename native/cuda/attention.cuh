@@ -1,6 +1,6 @@
 // attention.cuh — PTX helpers for the fused attention kernels (attention.cu):
 // mma.sync m16n8k16 bf16 -> fp32, ldmatrix (plain and transposed), cp.async, exp2, and
-// the query-statistics load shared with attention_sm90.cu.
+// the mma.sync backward's query-statistics load.
 // All of them exist on sm_80 and later, so one code path serves the sm_90a
 // build and the compute_80 PTX fallback.
 #pragma once
