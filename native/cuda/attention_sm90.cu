@@ -292,12 +292,14 @@ __global__ void __launch_bounds__(kShortThreads, 2)
       cp_async_wait<0>();
     }
     __syncthreads();  // every thread's copies of group t have landed
-    if (tid < 64) {
+    {
+      // Two threads per row (adjacent lanes), four 16-byte chunks each.
+      const int row = tid / 2, ch0 = (tid % 2) * 4;
       float acc = 0.f;
 #pragma unroll
-      for (int ch = 0; ch < 8; ++ch) {
-        const uint4 av = *reinterpret_cast<const uint4*>(sdO + t * kTile + wg::sw128(tid, ch));
-        const uint4 ov = *reinterpret_cast<const uint4*>(sO + t * kTile + wg::sw128(tid, ch));
+      for (int ch = ch0; ch < ch0 + 4; ++ch) {
+        const uint4 av = *reinterpret_cast<const uint4*>(sdO + t * kTile + wg::sw128(row, ch));
+        const uint4 ov = *reinterpret_cast<const uint4*>(sO + t * kTile + wg::sw128(row, ch));
         const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&av);
         const __nv_bfloat162* o2 = reinterpret_cast<const __nv_bfloat162*>(&ov);
 #pragma unroll
@@ -307,9 +309,11 @@ __global__ void __launch_bounds__(kShortThreads, 2)
           acc += af.x * of.x + af.y * of.y;
         }
       }
-      sStat[t * 128 + 64 + tid] = acc;
+      acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+      if (tid % 2 == 0) sStat[t * 128 + 64 + row] = acc;
     }
     wg::fence_proxy_async();
+    __syncthreads();  // D of group t is visible
   };
   const uint32_t aK = smem_addr(sK), aV = smem_addr(sV), aQ = smem_addr(sQ), adO = smem_addr(sdO);
   const int kr = warp * 16 + lane / 4;
@@ -326,8 +330,12 @@ __global__ void __launch_bounds__(kShortThreads, 2)
 #pragma unroll
     for (int i = 0; i < 32; ++i) dkacc[i] = dvacc[i] = 0.f;
     for (int qt = 0; qt < nT; ++qt) {
-      if (hk == 0) finish_group(qt);  // first use of query tile qt (and of key half 0 / 1)
-      __syncthreads();  // tiles and statistics visible; the previous step's dS^T and O reads are done
+      // First use of query tile qt (and of key half 0 / 1): wait for it and compute D.
+      // Nothing else needs a CTA barrier between steps: a warp that is past the
+      // previous step's wait<0> knows the warpgroup's MMAs that read dS^T are done, and
+      // make_ds's barrier orders the O reads of finish_group before the dQ partial
+      // stores that reuse that memory.
+      if (hk == 0) finish_group(qt);
       // One step, not overlapped with the next: at two CTAs per SM that measured faster
       // (0.221 against 0.232 ms at S = 128) than issuing the next S^T with dK/dQ.
       const float* stat = sStat + qt * 128;
