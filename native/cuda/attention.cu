@@ -48,8 +48,6 @@ namespace {
 using bf16 = __nv_bfloat16;
 using namespace attn;
 
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 // Forward: NW warps of 16 query rows each (BR = 16*NW queries per CTA), key tiles of BC.
 constexpr int kFwdWarps = 4;
@@ -180,8 +178,7 @@ __global__ void __launch_bounds__(NW * 32, (HS >= 128 ? 2 : 4) * 4 / NW)
         float mx = -INFINITY;
 #pragma unroll
         for (int nb = 0; nb < BC / 8; ++nb) mx = fmaxf(mx, fmaxf(s[nb][2 * half], s[nb][2 * half + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mx = quad_max(mx);
         const float mNew = fmaxf(m[half], mx);
         const float mUse = mNew == -INFINITY ? 0.f : mNew;  // all masked so far: p = 0, no NaN
         const float alpha = fast_exp2(m[half] - mUse);
@@ -228,9 +225,7 @@ __global__ void __launch_bounds__(NW * 32, (HS >= 128 ? 2 : 4) * 4 / NW)
     // Finish: O / l, lse = ln(sum exp(score)); stage the warp's rows in sQ for 16-byte stores.
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      float sum = l[half];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float sum = quad_sum(l[half]);
       const float inv = sum > 0.f ? 1.f / sum : 0.f;
       const int r = warp * 16 + lane / 4 + half * 8;
 #pragma unroll
@@ -240,7 +235,7 @@ __global__ void __launch_bounds__(NW * 32, (HS >= 128 ? 2 : 4) * 4 / NW)
       }
       const int qi = q0 + r;
       if (lane % 4 == 0 && qi < len) {
-        lse[static_cast<int64_t>(h) * T + start + qi] = sum > 0.f ? (m[half] + log2f(sum)) * kLn2 : INFINITY;
+        lse[static_cast<int64_t>(h) * T + start + qi] = row_lse(m[half], sum);
       }
     }
     __syncwarp();

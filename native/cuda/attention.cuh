@@ -1,6 +1,6 @@
 // attention.cuh — PTX helpers for the fused attention kernels (attention.cu):
-// mma.sync m16n8k16 bf16 -> fp32, ldmatrix (plain and transposed), cp.async, exp2, and
-// the mma.sync backward's query-statistics load.
+// mma.sync m16n8k16 bf16 -> fp32, ldmatrix (plain and transposed), cp.async, exp2, quad
+// reductions and the row log-sum-exp, and the mma.sync backward's query-statistics load.
 // All of them exist on sm_80 and later, so one code path serves the sm_90a
 // build and the compute_80 PTX fallback.
 #pragma once
@@ -94,6 +94,25 @@ __device__ __forceinline__ void load_query_stats(float* stat, const float* lse, 
       stat[i] = c < len ? D[c] : 0.f;
     }
   }
+}
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Sum / max over the four lanes of a quad: the owners of one accumulator row.
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+// ln(sum exp(score)) of a row from its running max m2 (log2 domain) and sum of
+// exp2(score - m2); +inf for a row whose keys are all masked (sum 0).
+__device__ __forceinline__ float row_lse(float m2, float sum) {
+  return sum > 0.f ? (m2 + log2f(sum)) * kLn2 : INFINITY;
 }
 
 // 2^x on the special-function unit (subnormal results flush to zero; -inf gives 0).

@@ -48,6 +48,10 @@ using attn::cp_async16;
 using attn::cp_async_commit;
 using attn::cp_async_wait;
 using attn::fast_exp2;
+using attn::kLog2e;
+using attn::quad_max;
+using attn::quad_sum;
+using attn::row_lse;
 using attn::pack_bf16;
 using attn::SeqHead;
 using attn::smem_addr;
@@ -62,8 +66,6 @@ __global__ void sm90_probe_kernel(int* flag) { *flag = MBERT_WGMMA; }
 // The device helpers exist only in the sm_90a pass (MBERT_WGMMA); elsewhere the kernels
 // below have empty bodies.
 #if MBERT_WGMMA
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 // Rows [row0, row0 + ROWS) of one head (64 bf16 each, `stride` elements apart) into a
 // 128-byte-swizzled tile; rows at or past `nvalid` become zeros.
@@ -625,8 +627,7 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
         // Back to scores before the quad is combined (off depends on the lane's c0);
         // escale > 0, so the same element is the max.
         float mx = fmaxf(fmaxf(mp[half][0], mp[half][1]), fmaxf(mp[half][2], mp[half][3])) * escale + off[half];
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mx = quad_max(mx);
         const float mNew = fmaxf(m[half], mx);
         mUse[half] = mNew == -INFINITY ? 0.f : mNew;  // all masked so far: p = 0, no NaN
         alpha[half] = fast_exp2(m[half] - mUse[half]);
@@ -698,9 +699,7 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     // MMAs are done) for 16-byte stores.
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      float sum = l[half];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float sum = quad_sum(l[half]);
       const float inv = sum > 0.f ? 1.f / sum : 0.f;
       const int r = lr + half * 8;
 #pragma unroll
@@ -710,7 +709,7 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
       }
       const int qi = q0 + r;
       if (lane % 4 == 0 && qi < len) {
-        lse[static_cast<int64_t>(h) * T + start + qi] = sum > 0.f ? (m[half] + log2f(sum)) * kLn2 : INFINITY;
+        lse[static_cast<int64_t>(h) * T + start + qi] = row_lse(m[half], sum);
       }
     }
     named_barrier(1 + wgi, 128);
