@@ -656,10 +656,7 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
         p[kk][3] = pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
       }
     };
-    auto release = [&](int sp) {
-      __syncwarp();
-      if (lane == 0) wg::mbar_arrive(bar(kBarFree + sp));
-    };
+    auto release = [&](int sp) { wg::mbar_arrive_warp(bar(kBarFree + sp)); };
 
     wg::mbar_wait(bar(kBarQFull), n & 1);
     // Tile 0: nothing to overlap with yet.
@@ -721,8 +718,7 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
             *reinterpret_cast<const uint4*>(sQw + wg::sw128(r, ch));
       }
     }
-    __syncwarp();
-    if (lane == 0) wg::mbar_arrive(bar(kBarQFree));  // the producer may reload the Q rows
+    wg::mbar_arrive_warp(bar(kBarQFree));  // the producer may reload the Q rows
   }
   if (wgi == 0) named_barrier(3, 256);  // takes warpgroup 1's last pass
 #endif
@@ -876,8 +872,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       wg::wait<0>();
       wg::fence_regs(dqp);
       wg::fence_regs(dkacc);
-      __syncwarp();
-      if (lane == 0) wg::mbar_arrive(bar(kWsBarFree + stg));
+      wg::mbar_arrive_warp(bar(kWsBarFree + stg));
 
       // dQ: element (j, e) is query q0 + 16*warp + lane/4 + 8*(e>>1), dim 8j + 2*(lane%4) + (e&1).
       if (nKT == 1) {
@@ -919,8 +914,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         }
       }
     }
-    __syncwarp();
-    if (lane == 0) wg::mbar_arrive(bar(kWsBarKVFree));  // K and V are read for the last time above
+    wg::mbar_arrive_warp(bar(kWsBarKVFree));  // K and V are read for the last time above
 
     // dK (times scale) and dV of this thread's keys.
 #pragma unroll

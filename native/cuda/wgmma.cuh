@@ -88,6 +88,14 @@ __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 #endif
 }
+// One arrival for the calling warp, once all its lanes are past their earlier accesses
+// (barriers that count warps).
+__device__ __forceinline__ void mbar_arrive_warp(uint32_t bar) {
+#if MBERT_WGMMA
+  __syncwarp();
+  if (threadIdx.x % 32 == 0) mbar_arrive(bar);
+#endif
+}
 // Arrives once every cp.async this thread issued before it has landed (counts against
 // the barrier's expected arrivals).
 __device__ __forceinline__ void mbar_arrive_cp_async(uint32_t bar) {
