@@ -212,6 +212,53 @@ __device__ __forceinline__ void issue_dk_dq(float (&dkacc)[32], float (&dqp)[32]
   wg::commit();
 }
 
+// Stores from this thread's fragments of a 64-row x 64 tile: element (j, e) of an
+// accumulator is row r0 + kr + 8 (e >> 1), column 8 j + 2 (lane % 4) + (e & 1).
+
+// dQ rows of query tile q0 as bf16, (dqp + other) * scale; `other` (or null) holds a
+// second partial of the same layout in shared memory, this thread's slot i at
+// other[i * 128 + t]. Rows at or past len are not written.
+__device__ __forceinline__ void store_dq(bf16* dq, const float (&dqp)[32], const float* other, int t, int q0, int kr,
+                                         int len, int start, int64_t stride, int64_t headOff, float scale) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int qi = q0 + kr + half * 8;
+      if (qi >= len) continue;
+      const int i0 = 4 * j + 2 * half;
+      float x0 = dqp[i0], x1 = dqp[i0 + 1];
+      if (other) {
+        x0 += other[i0 * 128 + t];
+        x1 += other[(i0 + 1) * 128 + t];
+      }
+      *reinterpret_cast<uint32_t*>(dq + (static_cast<int64_t>(start) + qi) * stride + headOff + j * 8 +
+                                   (lane % 4) * 2) = pack_bf16(x0 * scale, x1 * scale);
+    }
+  }
+}
+
+// dK (times scale) and dV of this thread's key rows kw0 + kr and kw0 + kr + 8.
+__device__ __forceinline__ void store_dk_dv(bf16* dk, bf16* dv, const float (&dkacc)[32], const float (&dvacc)[32],
+                                            int kw0, int kr, int len, int start, int64_t stride, int64_t headOff,
+                                            float scale) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int kj = kw0 + kr + half * 8;
+    if (kj >= len) continue;
+    const int64_t row = (static_cast<int64_t>(start) + kj) * stride + headOff;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int col = j * 8 + (lane % 4) * 2;
+      const int i0 = 4 * j + 2 * half;
+      *reinterpret_cast<uint32_t*>(dk + row + col) = pack_bf16(dkacc[i0] * scale, dkacc[i0 + 1] * scale);
+      *reinterpret_cast<uint32_t*>(dv + row + col) = pack_bf16(dvacc[i0], dvacc[i0 + 1]);
+    }
+  }
+}
+
 #endif  // MBERT_WGMMA
 
 // ---- backward, sequences of at most 128 tokens --------------------------------------
@@ -362,39 +409,11 @@ __global__ void __launch_bounds__(kShortThreads, 2)
         for (int i = 0; i < 32; ++i) part[i * 128 + tid] = dqp[i];
       } else {
         // Last key half: dQ of this query tile is complete.
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int qi = qt * 64 + kr + half * 8;
-            const int i0 = 4 * j + 2 * half;
-            float x0 = dqp[i0], x1 = dqp[i0 + 1];
-            if (hk > 0) {
-              x0 += part[i0 * 128 + tid];
-              x1 += part[(i0 + 1) * 128 + tid];
-            }
-            if (qi < len) {
-              *reinterpret_cast<uint32_t*>(dq + (static_cast<int64_t>(start) + qi) * stride + headOff + j * 8 +
-                                           (lane % 4) * 2) = pack_bf16(x0 * scale, x1 * scale);
-            }
-          }
-        }
+        store_dq(dq, dqp, hk > 0 ? part : nullptr, tid, qt * 64, kr, len, start, stride, headOff, scale);
       }
     }
     // dK (times scale) and dV of this key half.
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int kj = hk * 64 + kr + half * 8;
-      if (kj >= len) continue;
-      const int64_t row = (static_cast<int64_t>(start) + kj) * stride + headOff;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int col = j * 8 + (lane % 4) * 2;
-        const int i0 = 4 * j + 2 * half;
-        *reinterpret_cast<uint32_t*>(dk + row + col) = pack_bf16(dkacc[i0] * scale, dkacc[i0 + 1] * scale);
-        *reinterpret_cast<uint32_t*>(dv + row + col) = pack_bf16(dvacc[i0], dvacc[i0 + 1]);
-      }
-    }
+    store_dk_dv(dk, dv, dkacc, dvacc, hk * 64, kr, len, start, stride, headOff, scale);
   }
 #endif
 }
@@ -885,21 +904,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
           for (int i = 0; i < 32; ++i) red[i * 128 + wt] = dqp[i];
         }
         named_barrier(3, 256);
-        if (wgi == 0) {
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-              const int qi = q0 + kr + half * 8;
-              if (qi >= len) continue;
-              const int i0 = 4 * j + 2 * half;
-              const float x0 = (dqp[i0] + red[i0 * 128 + wt]) * scale;
-              const float x1 = (dqp[i0 + 1] + red[(i0 + 1) * 128 + wt]) * scale;
-              *reinterpret_cast<uint32_t*>(dq + (static_cast<int64_t>(start) + qi) * stride + headOff + j * 8 +
-                                           (lane % 4) * 2) = pack_bf16(x0, x1);
-            }
-          }
-        }
+        if (wgi == 0) store_dq(dq, dqp, red, wt, q0, kr, len, start, stride, headOff, scale);
       } else {
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
@@ -917,19 +922,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     wg::mbar_arrive_warp(bar(kWsBarKVFree));  // K and V are read for the last time above
 
     // dK (times scale) and dV of this thread's keys.
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int kj = kw0 + kr + half * 8;
-      if (kj >= len) continue;
-      const int64_t row = (static_cast<int64_t>(start) + kj) * stride + headOff;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int col = j * 8 + (lane % 4) * 2;
-        const int i0 = 4 * j + 2 * half;
-        *reinterpret_cast<uint32_t*>(dk + row + col) = pack_bf16(dkacc[i0] * scale, dkacc[i0 + 1] * scale);
-        *reinterpret_cast<uint32_t*>(dv + row + col) = pack_bf16(dvacc[i0], dvacc[i0 + 1]);
-      }
-    }
+    store_dk_dv(dk, dv, dkacc, dvacc, kw0, kr, len, start, stride, headOff, scale);
   }
 #endif
 }
