@@ -147,10 +147,9 @@ __global__ void __launch_bounds__(kListThreads) adamw_list_kernel(const __grid_c
     float* __restrict__ m = E.m;
     float* __restrict__ v = E.v;
     P* __restrict__ copy = static_cast<P*>(E.copy);
-    const long long n = E.n, nv = (n + 3) >> 2;
-    const long long a = (r0 > E.first ? r0 : E.first) - E.first;
-    const long long b = (r1 < E.first + nv ? r1 : E.first + nv) - E.first;
-    for (long long i = a + threadIdx.x; i < b; i += kListThreads) {
+    const long long n = E.n;
+    const ListSpan sp = list_span(E.first, n, r0, r1);
+    for (long long i = sp.a + threadIdx.x; i < sp.b; i += kListThreads) {
       if (E.vec && 4 * i + 4 <= n) {
         adam_vec4(h, param, grad, m, v, copy, i);
       } else {

@@ -321,10 +321,9 @@ __global__ void __launch_bounds__(kSqThreads) sum_squares_list_kernel(const __gr
   for (int ei = list_find(t, r0); ei < t.count && t.e[ei].first < r1; ++ei) {
     const SqEntry& E = t.e[ei];
     const T* __restrict__ x = static_cast<const T*>(E.x);
-    const long long n = E.n, nv = (n + 3) >> 2;
-    const long long a = (r0 > E.first ? r0 : E.first) - E.first;
-    const long long b = (r1 < E.first + nv ? r1 : E.first + nv) - E.first;
-    for (long long i = a + threadIdx.x; i < b; i += kSqThreads) {
+    const long long n = E.n;
+    const ListSpan sp = list_span(E.first, n, r0, r1);
+    for (long long i = sp.a + threadIdx.x; i < sp.b; i += kSqThreads) {
       if (E.vec && 4 * i + 4 <= n) {
         const Four<T> v = reinterpret_cast<const Four<T>*>(x)[i];
 #pragma unroll

@@ -30,6 +30,16 @@ __device__ __forceinline__ int list_find(const List& t, long long r) {
   return lo;
 }
 
+// The part of an entry (first vector `first`, n elements) inside a block's run of vectors
+// [r0, r1), as vector indices [a, b) within the entry.
+struct ListSpan {
+  long long a, b;
+};
+__device__ __forceinline__ ListSpan list_span(long long first, long long n, long long r0, long long r1) {
+  const long long nv = (n + 3) >> 2;
+  return {(r0 > first ? r0 : first) - first, (r1 < first + nv ? r1 : first + nv) - first};
+}
+
 // Host: fills table t (count, total, e[i] with e[i].first) with at most `max` of the
 // entries from entries[c0], numbering their 4-element vectors from 0.
 template <typename List, typename Entry>
