@@ -129,6 +129,14 @@ const unaryOps: [string, (x: Tensor) => Tensor, number, number][] = [
   ["affine", (x) => F.scale(x, 0.5, 2), 1, 0],
 ];
 
+// x, weight (around 1), bias and residual of a BERT-base LayerNorm over 300 rows.
+const layerNormResidualInputs: Case["inputs"] = [
+  { shape: [300, 768] },
+  { shape: [768], scale: 0.2, shift: 1 },
+  { shape: [768] },
+  { shape: [300, 768] },
+];
+
 const cases: Case[] = [
   ...unaryOps.map(
     ([op, f, scale, shift]): Case => ({
@@ -177,12 +185,7 @@ const cases: Case[] = [
   { op: "logSoftmax", inputs: [{ shape: [33, 30528] }], fn: ([x]) => x!.logSoftmax() },
   {
     op: "layerNorm+residual",
-    inputs: [
-      { shape: [300, 768] },
-      { shape: [768], scale: 0.2, shift: 1 },
-      { shape: [768] },
-      { shape: [300, 768] },
-    ],
+    inputs: layerNormResidualInputs,
     fn: ([x, w, b, r]) => F.layerNorm(x!, w!, b!, 1e-12, r),
   },
   {
@@ -235,12 +238,7 @@ const cases: Case[] = [
   },
   {
     op: "layerNorm+residual + fused dropout p=0.1",
-    inputs: [
-      { shape: [300, 768] },
-      { shape: [768], scale: 0.2, shift: 1 },
-      { shape: [768] },
-      { shape: [300, 768] },
-    ],
+    inputs: layerNormResidualInputs,
     fn: ([x, w, b, r]) =>
       F.layerNorm(x!, w!, b!, 1e-12, r, { dropout: 0.1, generator: new Generator(45, 77) }),
   },
