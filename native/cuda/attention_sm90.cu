@@ -93,9 +93,12 @@ __device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// The first 1024-byte-aligned byte (in the shared window, which the swizzle is defined
+// on) at or after p. An offset on the __shared__ array itself, never an integer round
+// trip: that keeps the shared address space visible, so accesses through the result
+// compile to LDS/STS rather than generic loads and stores.
 __device__ __forceinline__ unsigned char* align1024(unsigned char* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  return reinterpret_cast<unsigned char*>((a + 1023) & ~static_cast<uintptr_t>(1023));
+  return p + ((1024u - (smem_addr(p) & 1023u)) & 1023u);
 }
 
 // ---- backward ---------------------------------------------------------------------
