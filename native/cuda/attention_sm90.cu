@@ -140,11 +140,20 @@ __device__ __forceinline__ void issue_st(float (&st)[32], uint32_t aK, uint32_t 
   wg::commit();
 }
 
-// P^T from the scores st of query tile q0 against the warpgroup's keys from kw0 (kbias:
-// the key bias of rows kr, kr + 8, log2 domain); queries past the end have lse = +inf,
-// so P = 0.
-__device__ __forceinline__ void make_pt(uint32_t (&pa)[4][4], float (&st)[32], const float* stat, int q0, int kw0,
-                                        int kr, const float (&kbias)[2], float slope2, float scale2) {
+// The thread's 16 columns of a 64-query statistics row (element 8j + 2(lane % 4) + e is
+// v[j].x or .y). Loaded before the wait for the MMA whose result they meet, so the
+// shared-memory latency overlaps it.
+__device__ __forceinline__ void load_stat(float2 (&v)[8], const float* stat) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = *reinterpret_cast<const float2*>(stat + j * 8 + (lane % 4) * 2);
+}
+
+// P^T from the scores st of query tile q0 against the warpgroup's keys from kw0 (lse2:
+// lse*log2e of the tile's queries from load_stat; kbias: the key bias of rows kr, kr + 8,
+// log2 domain); queries past the end have lse = +inf, so P = 0.
+__device__ __forceinline__ void make_pt(uint32_t (&pa)[4][4], float (&st)[32], const float2 (&lse2)[8], int q0,
+                                        int kw0, int kr, const float (&kbias)[2], float slope2, float scale2) {
   const int lane = threadIdx.x % 32;
   // query - key = dist0 + (an immediate): no integer-to-float conversion per score
   const float dist0 = static_cast<float>(q0 + (lane % 4) * 2 - kw0 - kr);
@@ -153,10 +162,9 @@ __device__ __forceinline__ void make_pt(uint32_t (&pa)[4][4], float (&st)[32], c
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int half = e >> 1;
-      const int c = j * 8 + (lane % 4) * 2 + (e & 1);
       const float x = st[4 * j + e] * scale2 + kbias[half] -
                       slope2 * fabsf(dist0 + static_cast<float>(j * 8 + (e & 1) - half * 8));
-      st[4 * j + e] = fast_exp2(x - stat[c]);
+      st[4 * j + e] = fast_exp2(x - ((e & 1) ? lse2[j].y : lse2[j].x));
     }
   }
 #pragma unroll
@@ -186,7 +194,7 @@ __device__ __forceinline__ void wait_dv_dp(float (&dvacc)[32], float (&dp)[32]) 
 // register fragments and into the warpgroup's rows of the dS^T tile at sdS, then
 // published to the warpgroup's MMAs (named barrier `barrier`, 128 threads).
 __device__ __forceinline__ void make_ds(uint32_t (&da)[4][4], unsigned char* sdS, const uint32_t (&pa)[4][4],
-                                        const float (&dp)[32], const float* stat, int kr, int barrier) {
+                                        const float (&dp)[32], const float2 (&d2)[8], int kr, int barrier) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
@@ -195,8 +203,7 @@ __device__ __forceinline__ void make_ds(uint32_t (&da)[4][4], unsigned char* sdS
       const uint32_t w = pa[j / 2][(j & 1) * 2 + (e >> 1)];
       const float p0 = __uint_as_float(w << 16), p1 = __uint_as_float(w & 0xffff0000u);
       const int c = j * 8 + (lane % 4) * 2;
-      const uint32_t packed = pack_bf16(p0 * (dp[4 * j + e] - stat[kBwdBR + c]),
-                                        p1 * (dp[4 * j + e + 1] - stat[kBwdBR + c + 1]));
+      const uint32_t packed = pack_bf16(p0 * (dp[4 * j + e] - d2[j].x), p1 * (dp[4 * j + e + 1] - d2[j].y));
       da[j / 2][(j & 1) * 2 + (e >> 1)] = packed;
       *reinterpret_cast<uint32_t*>(sdS + sw_elem(kr + (e >> 1) * 8, c)) = packed;
     }
@@ -322,6 +329,22 @@ __global__ void __launch_bounds__(kShortThreads, 2)
   // O rows, until D is computed: in the second query tile's dQ partial, which is written
   // only after the step that first reads query tile 1 (after D of both tiles).
   unsigned char* sO = reinterpret_cast<unsigned char*>(sDQ + 64 * 64);
+  const int kr = warp * 16 + lane / 4;  // this thread's key rows in a 64-key half: kr, kr + 8
+
+  // The query statistics and the key bias are plain loads: issued first, their latency
+  // overlaps the tiles' copies. lseIn[t]: row 64t + tid (threads 0..63); kbias[hk][half]:
+  // key 64hk + kr + 8half, -inf past the end.
+  float lseIn[2], kbias[2][2];
+#pragma unroll
+  for (int t = 0; t < 2; ++t) {
+    const int r = t * 64 + tid;
+    lseIn[t] = tid < 64 && r < len ? lseb[r] * kLog2e : INFINITY;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int kj = t * 64 + kr + half * 8;
+      kbias[t][half] = kj < len ? (keyBias ? keyBias[start + kj] * kLog2e : 0.f) : -INFINITY;
+    }
+  }
 
   // Group t (t = 0, 1; one cp.async group each): rows [64t, 64t + 64) of K, V, Q, dO
   // and O, and the lse of those queries.
@@ -333,7 +356,7 @@ __global__ void __launch_bounds__(kShortThreads, 2)
     load_sw<64, kShortThreads>(sdO + t * kTile, dob, rowLen, r0, len - r0, tid);
     load_sw<64, kShortThreads>(sO + t * kTile, ob, rowLen, r0, len - r0, tid);
     cp_async_commit();
-    for (int i = tid; i < 64; i += kShortThreads) sStat[t * 128 + i] = r0 + i < len ? lseb[r0 + i] * kLog2e : INFINITY;
+    if (tid < 64) sStat[t * 128 + tid] = t ? lseIn[1] : lseIn[0];
   }
   // Waits for group t, then D = rowsum(dO * O) (fp32) of its 64 queries, one thread per
   // row (rows past the end are zeros).
@@ -368,17 +391,11 @@ __global__ void __launch_bounds__(kShortThreads, 2)
     __syncthreads();  // D of group t is visible
   };
   const uint32_t aK = smem_addr(sK), aV = smem_addr(sV), aQ = smem_addr(sQ), adO = smem_addr(sdO);
-  const int kr = warp * 16 + lane / 4;
 
   const uint32_t adS = smem_addr(sdS);
   float dkacc[32], dvacc[32];
   for (int hk = 0; hk < nT; ++hk) {  // key half
-    float kbias[2];
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int kj = hk * 64 + kr + half * 8;
-      kbias[half] = kj < len ? (keyBias ? keyBias[start + kj] * kLog2e : 0.f) : -INFINITY;
-    }
+    const float kb[2] = {hk ? kbias[1][0] : kbias[0][0], hk ? kbias[1][1] : kbias[0][1]};
 #pragma unroll
     for (int i = 0; i < 32; ++i) dkacc[i] = dvacc[i] = 0.f;
     for (int qt = 0; qt < nT; ++qt) {
@@ -394,13 +411,16 @@ __global__ void __launch_bounds__(kShortThreads, 2)
       const uint32_t aKh = aK + hk * kTile, aQt = aQ + qt * kTile;
       float st[32], dp[32], dqp[32];
       uint32_t pa[4][4], da[4][4];
+      float2 sv[8];
       issue_st(st, aKh, aQt);
+      load_stat(sv, stat);
       wg::wait<0>();
       wg::fence_regs(st);
-      make_pt(pa, st, stat, qt * 64, hk * 64, kr, kbias, slope2, scale2);
+      make_pt(pa, st, sv, qt * 64, hk * 64, kr, kb, slope2, scale2);
       issue_dv_dp(dvacc, dp, pa, aV + hk * kTile, adO + qt * kTile);
+      load_stat(sv, stat + kBwdBR);
       wait_dv_dp(dvacc, dp);
-      make_ds(da, sdS, pa, dp, stat, kr, 1);
+      make_ds(da, sdS, pa, dp, sv, kr, 1);
       issue_dk_dq(dkacc, dqp, da, aQt, adS, aKh);
       wg::wait<0>();
       wg::fence_regs(dqp);
@@ -862,10 +882,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       const int s0 = it % kWsStages;
       wg::mbar_wait(bar(kWsBarFull + s0), (it / kWsStages) & 1);
       wg::fence_proxy_async();
+      float2 sv[8];
       issue_st(st, aK, aQ + s0 * kTile);
+      load_stat(sv, sStat + s0 * 2 * kBwdBR);
       wg::wait<0>();
       wg::fence_regs(st);
-      make_pt(pa, st, sStat + s0 * 2 * kBwdBR, 0, kw0, kr, kbias, slope2, scale2);
+      make_pt(pa, st, sv, 0, kw0, kr, kbias, slope2, scale2);
     }
     for (int qt = 0; qt < nQT; ++qt, ++it) {
       const int stg = it % kWsStages, q0 = qt * kBwdBR;
@@ -873,9 +895,11 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       const uint32_t aQt = aQ + stg * kTile, adOt = adO + stg * kTile;
       float dp[32];
       issue_dv_dp(dvacc, dp, pa, aV, adOt);
+      float2 sv[8];
+      load_stat(sv, stat + kBwdBR);
       wait_dv_dp(dvacc, dp);
       uint32_t da[4][4];
-      make_ds(da, sdSw, pa, dp, stat, kr, 1 + wgi);
+      make_ds(da, sdSw, pa, dp, sv, kr, 1 + wgi);
 
       // S^T of the next query tile (of this one again after the last, unused: the MMAs
       // stay unconditional), then dK += dS^T Q and dQ_part = dS K.
@@ -888,9 +912,10 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       issue_st(st, aK, aQ + sn * kTile);
       float dqp[32];
       issue_dk_dq(dkacc, dqp, da, aQt, adS, aK);
+      load_stat(sv, sStat + sn * 2 * kBwdBR);
       wg::wait<1>();
       wg::fence_regs(st);
-      if (more) make_pt(pa, st, sStat + sn * 2 * kBwdBR, q0 + kBwdBR, kw0, kr, kbias, slope2, scale2);
+      if (more) make_pt(pa, st, sv, q0 + kBwdBR, kw0, kr, kbias, slope2, scale2);
       wg::wait<0>();
       wg::fence_regs(dqp);
       wg::fence_regs(dkacc);
