@@ -225,27 +225,47 @@ __device__ __forceinline__ void issue_dk_dq(float (&dkacc)[32], float (&dqp)[32]
 // Stores from this thread's fragments of a 64-row x 64 tile: element (j, e) of an
 // accumulator is row r0 + kr + 8 (e >> 1), column 8 j + 2 (lane % 4) + (e & 1).
 
+// One row's 64 columns from the thread's bf16 pairs v[j] (columns 8j + 2 (lane % 4), +1).
+// Neighbouring lanes of a quad swap one pair per two column groups, so each lane writes
+// four consecutive columns with one 8-byte store and a quad fills a whole 32-byte
+// sector. Every lane of the warp calls it (the swap is warp-wide); only `valid` rows are
+// written.
+__device__ __forceinline__ void store_row(bf16* row, const uint32_t (&v)[8], bool valid) {
+  const int q = threadIdx.x % 4;
+  const bool odd = q & 1;
+#pragma unroll
+  for (int j = 0; j < 8; j += 2) {
+    const uint32_t mine = odd ? v[j + 1] : v[j];
+    const uint32_t theirs = __shfl_xor_sync(0xffffffffu, odd ? v[j] : v[j + 1], 1);
+    if (valid) {
+      // even lane: columns 8j + 2q .. +3; odd lane: 8(j + 1) + 2(q - 1) .. +3
+      const int col = odd ? (j + 1) * 8 + (q - 1) * 2 : j * 8 + q * 2;
+      *reinterpret_cast<uint2*>(row + col) = odd ? make_uint2(theirs, mine) : make_uint2(mine, theirs);
+    }
+  }
+}
+
 // dQ rows of query tile q0 as bf16, (dqp + other) * scale; `other` (or null) holds a
 // second partial of the same layout in shared memory, this thread's slot i at
 // other[i * 128 + t]. Rows at or past len are not written.
 __device__ __forceinline__ void store_dq(bf16* dq, const float (&dqp)[32], const float* other, int t, int q0, int kr,
                                          int len, int start, int64_t stride, int64_t headOff, float scale) {
-  const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int j = 0; j < 8; ++j) {
+  for (int half = 0; half < 2; ++half) {
+    const int qi = q0 + kr + half * 8;
+    uint32_t v[8];
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int qi = q0 + kr + half * 8;
-      if (qi >= len) continue;
+    for (int j = 0; j < 8; ++j) {
       const int i0 = 4 * j + 2 * half;
       float x0 = dqp[i0], x1 = dqp[i0 + 1];
       if (other) {
         x0 += other[i0 * 128 + t];
         x1 += other[(i0 + 1) * 128 + t];
       }
-      *reinterpret_cast<uint32_t*>(dq + (static_cast<int64_t>(start) + qi) * stride + headOff + j * 8 +
-                                   (lane % 4) * 2) = pack_bf16(x0 * scale, x1 * scale);
+      v[j] = pack_bf16(x0 * scale, x1 * scale);
     }
+    const bool valid = qi < len;
+    store_row(dq + (static_cast<int64_t>(start) + (valid ? qi : 0)) * stride + headOff, v, valid);
   }
 }
 
@@ -253,19 +273,20 @@ __device__ __forceinline__ void store_dq(bf16* dq, const float (&dqp)[32], const
 __device__ __forceinline__ void store_dk_dv(bf16* dk, bf16* dv, const float (&dkacc)[32], const float (&dvacc)[32],
                                             int kw0, int kr, int len, int start, int64_t stride, int64_t headOff,
                                             float scale) {
-  const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int kj = kw0 + kr + half * 8;
-    if (kj >= len) continue;
-    const int64_t row = (static_cast<int64_t>(start) + kj) * stride + headOff;
+    const bool valid = kj < len;
+    const int64_t row = (static_cast<int64_t>(start) + (valid ? kj : 0)) * stride + headOff;
+    uint32_t a[8], b[8];
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const int col = j * 8 + (lane % 4) * 2;
       const int i0 = 4 * j + 2 * half;
-      *reinterpret_cast<uint32_t*>(dk + row + col) = pack_bf16(dkacc[i0] * scale, dkacc[i0 + 1] * scale);
-      *reinterpret_cast<uint32_t*>(dv + row + col) = pack_bf16(dvacc[i0], dvacc[i0 + 1]);
+      a[j] = pack_bf16(dkacc[i0] * scale, dkacc[i0 + 1] * scale);
+      b[j] = pack_bf16(dvacc[i0], dvacc[i0 + 1]);
     }
+    store_row(dk + row, a, valid);
+    store_row(dv + row, b, valid);
   }
 }
 
