@@ -245,6 +245,24 @@ __device__ __forceinline__ void store_row(bf16* row, const uint32_t (&v)[8], boo
   }
 }
 
+// The fp32 twin of store_row: one row's 64 columns from the thread's pairs v[j] added to
+// `row` with one 16-byte atomic per lane and two column groups (half the atomics of one
+// per pair).
+__device__ __forceinline__ void add_row(float* row, const float2 (&v)[8], bool valid) {
+  const int q = threadIdx.x % 4;
+  const bool odd = q & 1;
+#pragma unroll
+  for (int j = 0; j < 8; j += 2) {
+    const float2 mine = odd ? v[j + 1] : v[j], send = odd ? v[j] : v[j + 1];
+    const float2 theirs = make_float2(__shfl_xor_sync(0xffffffffu, send.x, 1), __shfl_xor_sync(0xffffffffu, send.y, 1));
+    if (valid) {
+      const int col = odd ? (j + 1) * 8 + (q - 1) * 2 : j * 8 + q * 2;
+      atomicAdd(reinterpret_cast<float4*>(row + col), odd ? make_float4(theirs.x, theirs.y, mine.x, mine.y)
+                                                           : make_float4(mine.x, mine.y, theirs.x, theirs.y));
+    }
+  }
+}
+
 // dQ rows of query tile q0 as bf16, (dqp + other) * scale; `other` (or null) holds a
 // second partial of the same layout in shared memory, this thread's slot i at
 // other[i * 128 + t]. Rows at or past len are not written.
@@ -956,15 +974,13 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         if (wgi == 0) store_dq(dq, dqp, red, wt, q0, kr, len, start, stride, headOff, scale);
       } else {
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
+        for (int half = 0; half < 2; ++half) {
+          const int qi = q0 + kr + half * 8;
+          float2 v[8];
 #pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int qi = q0 + kr + half * 8;
-            if (qi >= len) continue;
-            const int i0 = 4 * j + 2 * half;
-            float* dst = dqacc + (static_cast<int64_t>(start) + qi) * rowLen + headOff + j * 8 + (lane % 4) * 2;
-            atomicAdd(reinterpret_cast<float2*>(dst), make_float2(dqp[i0] * scale, dqp[i0 + 1] * scale));
-          }
+          for (int j = 0; j < 8; ++j) v[j] = make_float2(dqp[4 * j + 2 * half] * scale, dqp[4 * j + 2 * half + 1] * scale);
+          const bool valid = qi < len;
+          add_row(dqacc + (static_cast<int64_t>(start) + (valid ? qi : 0)) * rowLen + headOff, v, valid);
         }
       }
     }
