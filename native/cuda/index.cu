@@ -459,6 +459,7 @@ __global__ void index_add_tiles(G* out, float* partial, int* tickets, const T* s
   __shared__ int vs[2 * kTile];
   const int64_t t = blockIdx.x, p0 = t * kTile, base = p0 - kTile - 1;
   pdl_wait();  // the sorted keys and values come from the kernel before
+  pdl_launch_dependents();
   for (int j = threadIdx.x; j < KS; j += blockDim.x) {
     const int64_t p = base + j;
     ks[j] = p < 0 ? -1 : p >= n ? INT_MAX : keys[p];
@@ -552,6 +553,7 @@ __global__ void __launch_bounds__(kFewThreads * kFewGroups, ROWS == 2 ? 2 : 1) i
   __shared__ int ks[kFewStage];
   extern __shared__ float hand[];  // [num_rows][blockDim.x * V]: one thread row's sums, passed on
   pdl_launch_dependents();
+  pdl_wait();  // the kernel before may still use the scratch this one writes
   const int64_t b = blockIdx.x, p_begin = b * chunk, p_end = p_begin + chunk < n ? p_begin + chunk : n;
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   const bool active = c < row_size;
@@ -622,6 +624,7 @@ template <typename G, int V>
 __global__ void index_add_few_finish(G* out, const float* partial, int64_t chunks, int64_t row_size, int num_rows) {
   __shared__ float sm[kFinishRows][kFinishThreads * V];
   pdl_wait();  // the partial rows are complete
+  pdl_launch_dependents();
   const int r = blockIdx.x;
   const int64_t c = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   const bool active = c < row_size;
@@ -675,10 +678,12 @@ bool pdl_ready(Kernel kernel) {
 // Launches kernel(args...) on st; with pdl, as a programmatic dependent of the launch
 // before it (its blocks may be placed early and wait in pdl_wait).
 template <typename... Params, typename... Args>
-void launch_dependent(void (*kernel)(Params...), bool pdl, dim3 grid, dim3 block, cudaStream_t st, Args... args) {
+void launch_dependent(void (*kernel)(Params...), bool pdl, dim3 grid, dim3 block, std::size_t smem, cudaStream_t st,
+                      Args... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = st;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -702,7 +707,7 @@ void index_add_launch(G* out, float* partial, int* tickets, const T* src, const 
   const unsigned chunks = unsigned(ceil_div(ceil_div(row_size, V), threads));
   static const bool pdl = pdl_ready(index_add_tiles<T, G, V, kGroup>);
   launch_dependent(index_add_tiles<T, G, V, kGroup>, pdl, dim3(unsigned(tiles), chunks, 1u), dim3(unsigned(threads)),
-                   st, out, partial, tickets, src, keys, vals, n, row_size, num_rows);
+                   0, st, out, partial, tickets, src, keys, vals, n, row_size, num_rows);
 }
 
 // Positions per chunk of the few-rows path: as many chunks as fill the GPU once (every
@@ -746,15 +751,17 @@ void index_add_few(G* out, const T* src, const int* idx, int64_t n, int64_t row_
     const int threads = std::min(kFewThreads, column_threads<V>(row_size));
     const unsigned col_chunks = unsigned(ceil_div(ceil_div(row_size, V), threads));
     const std::size_t hand = std::size_t(num_rows) * threads * V * sizeof(float);
-    index_add_few_partial<T, V, ROWS>
-        <<<dim3(unsigned(chunks), col_chunks, 1u), dim3(threads, kFewGroups, 1), hand, st>>>(
-        partial, src, idx, n, chunk, row_size, num_rows, device_error());
-    MBERT_LAUNCH_CHECK();
-    // The finish kernel starts early (sm_90) and waits in pdl_wait for the partial rows.
+    // Both kernels are programmatic dependents (sm_90): the partial sums of the kernel
+    // before them, the finish of the partial sums. Their blocks are placed while the
+    // kernel before drains and wait in pdl_wait.
+    static const bool pdl_partial = pdl_ready(index_add_few_partial<T, V, ROWS>);
+    launch_dependent(index_add_few_partial<T, V, ROWS>, pdl_partial, dim3(unsigned(chunks), col_chunks, 1u),
+                     dim3(threads, kFewGroups, 1), hand, st, partial, src, idx, n, chunk, row_size, num_rows,
+                     device_error());
     static const bool pdl = pdl_ready(index_add_few_finish<G, V>);
     launch_dependent(index_add_few_finish<G, V>, pdl,
                      dim3(unsigned(num_rows), unsigned(ceil_div(ceil_div(row_size, V), kFinishThreads)), 1u),
-                     dim3(kFinishThreads, kFinishRows, 1u), st, out, static_cast<const float*>(partial), chunks,
+                     dim3(kFinishThreads, kFinishRows, 1u), 0, st, out, static_cast<const float*>(partial), chunks,
                      row_size, num_rows);
   } catch (...) {
     free(partial);
