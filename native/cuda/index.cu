@@ -562,8 +562,17 @@ __global__ void __launch_bounds__(kFewThreads * kFewGroups, ROWS == 2 ? 2 : 1) i
   Cols<V> acc[ROWS];
 #pragma unroll
   for (int r = 0; r < ROWS; ++r) acc[r].clear();
+  constexpr int kRowsInFlight = sizeof(T) == 2 ? 8 : 4;  // 128 bytes per thread either way
   for (int64_t p0 = p_begin; p0 < p_end; p0 += kFewStage) {
     const int cnt = int(p_end - p0 < kFewStage ? p_end - p0 : kFewStage);
+    const int q_begin = int(threadIdx.y) * kPart, q_end = min(cnt, q_begin + kPart);
+    // The stage's first rows do not depend on the indices: in flight while they are staged.
+    Raw<T, V> x[kRowsInFlight];
+    if (active) {
+#pragma unroll
+      for (int j = 0; j < kRowsInFlight; ++j)
+        if (q_begin + j < q_end) load_raw<T, V>(x[j], src + (p0 + q_begin + j) * row_size + c);
+    }
     __syncthreads();  // the previous stage's indices are used up
     for (int j = flat; j < cnt; j += nthreads) {
       const int row = idx[p0 + j];
@@ -573,13 +582,12 @@ __global__ void __launch_bounds__(kFewThreads * kFewGroups, ROWS == 2 ? 2 : 1) i
     }
     __syncthreads();
     if (!active) continue;
-    const int q_end = min(cnt, (int(threadIdx.y) + 1) * kPart);
-    constexpr int kRowsInFlight = sizeof(T) == 2 ? 8 : 4;  // 128 bytes per thread either way
-    for (int q = threadIdx.y * kPart; q < q_end; q += kRowsInFlight) {
-      Raw<T, V> x[kRowsInFlight];
+    for (int q = q_begin; q < q_end; q += kRowsInFlight) {
+      if (q != q_begin) {
 #pragma unroll
-      for (int j = 0; j < kRowsInFlight; ++j)
-        if (q + j < q_end) load_raw<T, V>(x[j], src + (p0 + q + j) * row_size + c);
+        for (int j = 0; j < kRowsInFlight; ++j)
+          if (q + j < q_end) load_raw<T, V>(x[j], src + (p0 + q + j) * row_size + c);
+      }
 #pragma unroll
       for (int j = 0; j < kRowsInFlight; ++j) {
         if (q + j >= q_end) break;
