@@ -48,7 +48,6 @@ namespace {
 using bf16 = __nv_bfloat16;
 using namespace attn;
 
-
 // Forward: NW warps of 16 query rows each (BR = 16*NW queries per CTA), key tiles of BC.
 constexpr int kFwdWarps = 4;
 constexpr int kFwdBC = 64;
