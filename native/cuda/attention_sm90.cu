@@ -225,43 +225,42 @@ __device__ __forceinline__ void issue_dk_dq(float (&dkacc)[32], float (&dqp)[32]
 // Stores from this thread's fragments of a 64-row x 64 tile: element (j, e) of an
 // accumulator is row r0 + kr + 8 (e >> 1), column 8 j + 2 (lane % 4) + (e & 1).
 
-// One row's 64 columns from the thread's pairs v[j] (columns 8j + 2 (lane % 4), +1):
-// neighbouring lanes of a quad swap one pair per two column groups, so each lane holds
-// four consecutive columns and a quad covers a whole 32-byte sector; calls put(col, x)
-// with the lane's first column and its four columns as one vector (uint2 of bf16 pairs,
-// float4). Every lane of the warp calls it (the swap is warp-wide); `put` is called only
-// for `valid` rows.
-__device__ __forceinline__ uint32_t swap_pair(uint32_t x) { return __shfl_xor_sync(0xffffffffu, x, 1); }
-__device__ __forceinline__ float2 swap_pair(float2 x) {
-  return make_float2(__shfl_xor_sync(0xffffffffu, x.x, 1), __shfl_xor_sync(0xffffffffu, x.y, 1));
-}
-__device__ __forceinline__ uint2 join_pairs(uint32_t lo, uint32_t hi) { return make_uint2(lo, hi); }
-__device__ __forceinline__ float4 join_pairs(float2 lo, float2 hi) { return make_float4(lo.x, lo.y, hi.x, hi.y); }
-template <typename Pair, typename Put>
-__device__ __forceinline__ void quad_row(const Pair (&v)[8], bool valid, Put put) {
+// One row's 64 columns from the thread's bf16 pairs v[j] (columns 8j + 2 (lane % 4), +1).
+// Neighbouring lanes of a quad swap one pair per two column groups, so each lane writes
+// four consecutive columns with one 8-byte store and a quad fills a whole 32-byte
+// sector. Every lane of the warp calls it (the swap is warp-wide); only `valid` rows are
+// written.
+__device__ __forceinline__ void store_row(bf16* row, const uint32_t (&v)[8], bool valid) {
   const int q = threadIdx.x % 4;
   const bool odd = q & 1;
 #pragma unroll
   for (int j = 0; j < 8; j += 2) {
-    const Pair mine = odd ? v[j + 1] : v[j];
-    const Pair theirs = swap_pair(odd ? v[j] : v[j + 1]);
+    const uint32_t mine = odd ? v[j + 1] : v[j];
+    const uint32_t theirs = __shfl_xor_sync(0xffffffffu, odd ? v[j] : v[j + 1], 1);
     if (valid) {
       // even lane: columns 8j + 2q .. +3; odd lane: 8(j + 1) + 2(q - 1) .. +3
       const int col = odd ? (j + 1) * 8 + (q - 1) * 2 : j * 8 + q * 2;
-      put(col, odd ? join_pairs(theirs, mine) : join_pairs(mine, theirs));
+      *reinterpret_cast<uint2*>(row + col) = odd ? make_uint2(theirs, mine) : make_uint2(mine, theirs);
     }
   }
 }
 
-// bf16 pairs: one 8-byte store per lane and two column groups.
-__device__ __forceinline__ void store_row(bf16* row, const uint32_t (&v)[8], bool valid) {
-  quad_row(v, valid, [row](int col, uint2 x) { *reinterpret_cast<uint2*>(row + col) = x; });
-}
-
-// fp32 pairs added to `row`: one 16-byte atomic per lane and two column groups (half the
-// atomics of one per pair).
+// The fp32 twin of store_row: one row's 64 columns from the thread's pairs v[j] added to
+// `row` with one 16-byte atomic per lane and two column groups (half the atomics of one
+// per pair).
 __device__ __forceinline__ void add_row(float* row, const float2 (&v)[8], bool valid) {
-  quad_row(v, valid, [row](int col, float4 x) { atomicAdd(reinterpret_cast<float4*>(row + col), x); });
+  const int q = threadIdx.x % 4;
+  const bool odd = q & 1;
+#pragma unroll
+  for (int j = 0; j < 8; j += 2) {
+    const float2 mine = odd ? v[j + 1] : v[j], send = odd ? v[j] : v[j + 1];
+    const float2 theirs = make_float2(__shfl_xor_sync(0xffffffffu, send.x, 1), __shfl_xor_sync(0xffffffffu, send.y, 1));
+    if (valid) {
+      const int col = odd ? (j + 1) * 8 + (q - 1) * 2 : j * 8 + q * 2;
+      atomicAdd(reinterpret_cast<float4*>(row + col), odd ? make_float4(theirs.x, theirs.y, mine.x, mine.y)
+                                                           : make_float4(mine.x, mine.y, theirs.x, theirs.y));
+    }
+  }
 }
 
 // dQ rows of query tile q0 as bf16, (dqp + other) * scale; `other` (or null) holds a
