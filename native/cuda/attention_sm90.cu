@@ -247,7 +247,9 @@ __device__ __forceinline__ void store_row(bf16* row, const uint32_t (&v)[8], boo
 
 // The fp32 twin of store_row: one row's 64 columns from the thread's pairs v[j] added to
 // `row` with one 16-byte atomic per lane and two column groups (half the atomics of one
-// per pair).
+// per pair). Kept apart from store_row: one exchange helper for both, handing each lane's
+// columns to a write callback, compiled the dQ scaling into a different schedule and
+// measured 1.65 against 1.58 ms for the S = 2048 backward.
 __device__ __forceinline__ void add_row(float* row, const float2 (&v)[8], bool valid) {
   const int q = threadIdx.x % 4;
   const bool odd = q & 1;
